@@ -1,0 +1,169 @@
+"""Stage 3: color hints. The encoder picks hints; the decoder colorizes the luma from them.
+
+Two layouts (spec 5.2, 5.3):
+- ``segments``: one quantised (Cb, Cr) per superpixel of the decoded luma stream. The decoder
+  finds the same superpixels, so positions cost nothing; each segment is filled with its hint.
+- ``grid``: a Cb | Cr thumbnail at 1/2, 1/4 or 1/8 resolution coded as one HEVC plane; the
+  decoder upsamples it bicubically (classical baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import entropy, format, hevc
+from .color import downsample, reduced_size, to_uint8, upsample_bicubic
+from .errors import FormatError
+from .segmentation import Segmentation, segment_luma  # noqa: F401  (re-exported for the encoder)
+
+
+@dataclass
+class HintCandidate:
+    """One way to code the chroma: its layout, coding parameters, payload and decoded result."""
+
+    layout: str
+    params: dict
+    payload: bytes
+    cb: np.ndarray  # (H, W) uint8, as the decoder will colorize it
+    cr: np.ndarray
+
+    @property
+    def bits(self) -> int:
+        return 8 * len(self.payload)
+
+
+def _full_res_labels(segmentation: Segmentation, height: int, width: int) -> np.ndarray:
+    """(height, width) int32 segment labels: each pixel takes its nearest luma-stream pixel's label."""
+    low_height, low_width = segmentation.labels.shape
+    rows = np.arange(height) * low_height // height
+    cols = np.arange(width) * low_width // width
+    return segmentation.labels[rows[:, None], cols[None, :]]
+
+
+def _hint_predictions(segmentation: Segmentation):
+    """For each segment in order: (left, up) segment indices in the seed grid, -1 where absent."""
+    rows, cols = segmentation.grid_shape
+    index_at = np.full(rows * cols, -1, dtype=np.int64)
+    seeds = segmentation.seed_row.astype(np.int64) * cols + segmentation.seed_col
+    index_at[seeds] = np.arange(segmentation.count)
+    left = np.where(segmentation.seed_col > 0, index_at[np.maximum(seeds - 1, 0)], -1)
+    up = np.where(segmentation.seed_row > 0, index_at[np.maximum(seeds - cols, 0)], -1)
+    return left, up
+
+
+def _quant_radius(quant_step: int) -> int:
+    return -(-255 // quant_step)
+
+
+def _reconstruct(residuals: np.ndarray, left: np.ndarray, up: np.ndarray, quant_step: int) -> np.ndarray:
+    """Quantised hint values from residuals against the left/up (or previous) neighbour's value."""
+    values = np.zeros(len(residuals), dtype=np.int64)
+    default = (128 + quant_step // 2) // quant_step
+    for index, residual in enumerate(residuals.tolist()):
+        values[index] = _predict(values, index, left[index], up[index], default) + residual
+    return values
+
+
+def _predict(values: np.ndarray, index: int, left: int, up: int, default: int) -> int:
+    if left >= 0 and up >= 0:
+        return int(values[left] + values[up] + 1) // 2
+    if left >= 0 or up >= 0:
+        return int(values[max(left, up)])
+    return int(values[index - 1]) if index else default
+
+
+def encode_segment_hints(cb: np.ndarray, cr: np.ndarray, luma_stream: np.ndarray, segment_step: int,
+                         quant_step: int, segmentation: Segmentation | None = None) -> HintCandidate:
+    """Code one mean (Cb, Cr) per segment of ``luma_stream`` ((h, w) uint8, decoded).
+
+    cb, cr: (H, W) float planes in [0, 255]. segment_step: seed spacing in luma-stream pixels.
+    """
+    height, width = cb.shape
+    segmentation = segmentation or segment_luma(luma_stream, segment_step)
+    labels = _full_res_labels(segmentation, height, width).ravel()
+    sizes = np.bincount(labels, minlength=segmentation.count)
+    left, up = _hint_predictions(segmentation)
+    radius = _quant_radius(quant_step)
+    streams, decoded = [], []
+    for plane in (cb, cr):
+        means = np.bincount(labels, weights=plane.ravel(), minlength=segmentation.count) / sizes
+        targets = np.clip(np.rint(means / quant_step), 0, radius).astype(np.int64)
+        # Residuals against predictions from already-quantised values: encoder and decoder agree.
+        values = np.zeros_like(targets)
+        residuals = np.zeros_like(targets)
+        default = (128 + quant_step // 2) // quant_step
+        for index in range(len(targets)):
+            residuals[index] = targets[index] - _predict(values, index, left[index], up[index], default)
+            values[index] = targets[index]
+        streams.append((residuals, entropy.best_spread(residuals)))
+        decoded.append(_fill(values, labels, quant_step, height, width))
+    payload = format.SegmentHints.build({
+        "segment_step": segment_step, "quant_step": quant_step, "hint_count": segmentation.count,
+        "cb_spread": streams[0][1], "cr_spread": streams[1][1],
+        "coded": entropy.encode_residuals(streams, radius),
+    })
+    return HintCandidate("segments", {"segment_step": segment_step, "quant_step": quant_step,
+                                      "hints": segmentation.count}, payload, *decoded)
+
+
+def _fill(values: np.ndarray, labels: np.ndarray, quant_step: int, height: int, width: int) -> np.ndarray:
+    levels = np.minimum(values * quant_step, 255).astype(np.uint8)
+    return levels[labels].reshape(height, width)
+
+
+def decode_segment_hints(payload: bytes, luma_stream: np.ndarray, height: int, width: int):
+    """(Cb, Cr), each (height, width) uint8, from a SegmentHints payload and the decoded luma stream."""
+    hints = format.parse_payload(format.SegmentHints, payload, "segment hints")
+    if hints.segment_step < 2 or hints.quant_step < 1 or not (1 <= hints.cb_spread and 1 <= hints.cr_spread):
+        raise FormatError("segment hints: reserved parameter value")
+    segmentation = segment_luma(luma_stream, hints.segment_step)
+    if segmentation.count != hints.hint_count:
+        raise FormatError(f"segment hints: the file has {hints.hint_count} hints but the luma stream gives "
+                          f"{segmentation.count} segments")
+    radius = _quant_radius(hints.quant_step)
+    residuals = entropy.decode_residuals(
+        bytes(hints.coded), [(hints.hint_count, hints.cb_spread), (hints.hint_count, hints.cr_spread)], radius)
+    left, up = _hint_predictions(segmentation)
+    labels = _full_res_labels(segmentation, height, width).ravel()
+    return tuple(
+        _fill(np.clip(_reconstruct(r, left, up, hints.quant_step), 0, radius), labels, hints.quant_step,
+              height, width)
+        for r in residuals
+    )
+
+
+def encode_grid_hints(cb: np.ndarray, cr: np.ndarray, factor_log2: int, quality: int) -> HintCandidate:
+    """Code Cb | Cr downsampled by 2**factor_log2 as one HEVC plane at x265 ``quality``."""
+    height, width = cb.shape
+    thumb_height, thumb_width = reduced_size(height, width, 1 << factor_log2)
+    thumbnail = np.concatenate([to_uint8(downsample(plane, thumb_height, thumb_width)) for plane in (cb, cr)],
+                               axis=1)
+    tiles = hevc.encode_plane(thumbnail, quality)
+    payload = format.GridHints.build({"factor_log2": factor_log2, "thumbnail": {"tiles": tiles}})
+    decoded = _colorize_grid(hevc.decode_plane(tiles, thumb_height, 2 * thumb_width), height, width)
+    return HintCandidate("grid", {"factor": 1 << factor_log2, "quality": quality}, payload, *decoded)
+
+
+def _colorize_grid(thumbnail: np.ndarray, height: int, width: int):
+    thumb_width = thumbnail.shape[1] // 2
+    return tuple(upsample_bicubic(half, height, width)
+                 for half in (thumbnail[:, :thumb_width], thumbnail[:, thumb_width:]))
+
+
+def decode_grid_hints(payload: bytes, height: int, width: int):
+    """(Cb, Cr), each (height, width) uint8, from a GridHints payload."""
+    hints = format.parse_payload(format.GridHints, payload, "grid hints")
+    if not 1 <= hints.factor_log2 <= 3:
+        raise FormatError(f"grid hints: reserved factor_log2 {hints.factor_log2}")
+    thumb_height, thumb_width = reduced_size(height, width, 1 << hints.factor_log2)
+    thumbnail = hevc.decode_plane(format.hevc_plane_tiles(hints.thumbnail), thumb_height, 2 * thumb_width)
+    return _colorize_grid(thumbnail, height, width)
+
+
+def decode_hints(layout: str, payload: bytes, luma_stream: np.ndarray, height: int, width: int):
+    """Colorize: (Cb, Cr), each (height, width) uint8, from the hints section of ``layout``."""
+    if layout == "segments":
+        return decode_segment_hints(payload, luma_stream, height, width)
+    return decode_grid_hints(payload, height, width)

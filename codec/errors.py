@@ -1,0 +1,25 @@
+"""The codec's exception types: every failure a user can cause is an ``NncError``."""
+
+
+class NncError(Exception):
+    """Base class of every error nnc raises on bad input; its message is one line."""
+
+
+class FormatError(NncError):
+    """The bytes are not a valid .nnc file (bad magic, CRC mismatch, truncated, ...)."""
+
+
+class LimitError(NncError):
+    """An image or a section exceeds a configured limit (pixel count, side, length)."""
+
+
+class ModelMismatchError(NncError):
+    """The file names a model version whose weights are not installed."""
+
+
+class WeightsError(NncError):
+    """A weight file is missing or its SHA-256 does not match the registry."""
+
+
+class InputImageError(NncError):
+    """An input image cannot be read or has an unusable size or mode."""

@@ -1,0 +1,226 @@
+"""The .nnc container, declared once with construct. Nothing else in nnc packs or parses bytes.
+
+Every Struct names the format_spec.md section it implements; tests/test_format_spec.py checks
+that the spec's tables list the same fields in the same order with the same sizes.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from dataclasses import dataclass, field
+
+from construct import (
+    BitStruct,
+    BitsInteger,
+    Bytes,
+    Const,
+    ConstructError,
+    Enum,
+    GreedyBytes,
+    GreedyRange,
+    Int8ub,
+    Int32ub,
+    Prefixed,
+    PrefixedArray,
+    Struct,
+    VarInt,
+    this,
+)
+
+from .errors import FormatError, LimitError
+
+MAGIC = b"NNC"
+FORMAT_VERSION_MAJOR = 0
+FORMAT_VERSION_MINOR = 1
+TILE_SIDE = 2048
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS
+
+LUMA_SCALES = {"x1": 1, "x2": 2, "x4": 4}
+
+# spec 3.1 Header
+Header = Struct(
+    "magic" / Const(MAGIC) * "ASCII 'NNC'",
+    "format_version" / BitStruct(
+        "major" / BitsInteger(4) * "incompatible changes; decoders refuse a newer major",
+        "minor" / BitsInteger(4) * "compatible additions",
+    ) * "format version: major (high nibble), minor (low nibble)",
+    "model_version" / Bytes(4) * "first 4 bytes of the model digest (spec 6) of the weights that decode",
+    "width" / VarInt * "image width in pixels, >= 1",
+    "height" / VarInt * "image height in pixels, >= 1",
+    "coding" / BitStruct(
+        "luma_scale" / Enum(BitsInteger(2), x1=0, x2=1, x4=2) * "luma downsampling factor",
+        "luma_codec" / Enum(BitsInteger(3), hevc=0) * "coder of the luma stream",
+        "hint_layout" / Enum(BitsInteger(2), none=0, segments=1, grid=2) * "color hints layout",
+        "reserved" / Const(0, BitsInteger(1)) * "0",
+    ) * "coding choices, one byte",
+)
+
+# spec 3.2 Section
+SECTION_TAGS = {"luma": 1, "hints": 2}
+SECTION_TAG_NAMES = {code: name for name, code in SECTION_TAGS.items()}
+Section = Struct(
+    "tag" / Enum(Int8ub, **SECTION_TAGS) * "section type; decoders skip unknown tags",
+    "length" / VarInt * "payload length in bytes",
+    "crc32" / Int32ub * "CRC-32 (zlib) of the bytes since the previous section's payload, then the payload",
+    "payload" / Bytes(this.length) * "stage payload (spec 5)",
+)
+_SectionPrefix = Struct(*Section.subcons[:2])
+_SectionHeadRaw = Struct("tag" / Int8ub, *Section.subcons[1:3])  # any tag, so unknown ones can be skipped
+MAX_HEADER_SIZE = len(MAGIC) + 1 + 4 + 10 + 10 + 1  # VarInts take at most 10 bytes
+MAX_SECTION_PREFIX_SIZE = 1 + 10 + 4
+
+# spec 5.1 HEVC plane (luma stream, grid hints)
+HevcPicture = PrefixedArray(VarInt, Prefixed(VarInt, GreedyBytes))
+HevcPlane = Struct(
+    "tiles" / GreedyRange(HevcPicture) * "one picture per tile in raster order: NAL units",
+)
+
+# spec 5.2 Segment hints
+SegmentHints = Struct(
+    "segment_step" / Int8ub * "seed spacing of the segmentation, in luma-stream pixels, >= 2",
+    "quant_step" / Int8ub * "quantisation step of hint values, >= 1",
+    "hint_count" / VarInt * "number of non-empty segments, as the encoder found",
+    "cb_spread" / Int8ub * "residual model parameter of Cb, 1..255",
+    "cr_spread" / Int8ub * "residual model parameter of Cr, 1..255",
+    "coded" / GreedyBytes * "range-coder words, little-endian, trailing zero bytes dropped",
+)
+
+# spec 5.3 Grid hints
+GridHints = Struct(
+    "factor_log2" / Int8ub * "chroma thumbnail downsampling: factor 2**factor_log2, 1..3",
+    "thumbnail" / HevcPlane * "Cb | Cr side by side, one HEVC plane",
+)
+
+
+@dataclass
+class Container:
+    """A parsed .nnc file: header fields and the payload of each known section (bytes)."""
+
+    width: int
+    height: int
+    model_version: bytes
+    luma_scale: int
+    luma_codec: str
+    hint_layout: str
+    sections: dict[str, bytes] = field(default_factory=dict)
+    format_version: tuple[int, int] = (FORMAT_VERSION_MAJOR, FORMAT_VERSION_MINOR)
+    section_sizes: dict[str, int] = field(default_factory=dict)  # bytes on disk, headers included
+
+
+def _scale_name(scale: int) -> str:
+    return {value: name for name, value in LUMA_SCALES.items()}[scale]
+
+
+def build_container(container: Container) -> bytes:
+    """Serialise ``container`` into .nnc bytes; sections are written luma first, then hints."""
+    header = Header.build({
+        "format_version": {"major": FORMAT_VERSION_MAJOR, "minor": FORMAT_VERSION_MINOR},
+        "model_version": container.model_version,
+        "width": container.width,
+        "height": container.height,
+        "coding": {"luma_scale": _scale_name(container.luma_scale), "luma_codec": container.luma_codec,
+                   "hint_layout": container.hint_layout},
+    })
+    pieces = [header]
+    unprotected = header  # bytes since the previous section's payload: the CRC covers them too
+    for tag in ("luma", "hints"):
+        if tag not in container.sections:
+            continue
+        payload = container.sections[tag]
+        crc = zlib.crc32(payload, zlib.crc32(unprotected + _section_prefix(tag, len(payload))))
+        pieces.append(Section.build({"tag": tag, "length": len(payload), "crc32": crc, "payload": payload}))
+        unprotected = b""
+    return b"".join(pieces)
+
+
+def _section_prefix(tag: str, length: int) -> bytes:
+    """The tag and length bytes of a section: what precedes its crc32 field."""
+    return _SectionPrefix.build({"tag": tag, "length": length})
+
+
+def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Container, int]:
+    """Parse and check the header; returns the container (no sections yet) and the header size.
+
+    Refuses (FormatError / LimitError) a wrong magic, a newer major version, reserved codes, and
+    a size over ``max_pixels`` pixels, before any pixel buffer exists.
+    """
+    if data[:len(MAGIC)] != MAGIC:
+        raise FormatError("not an .nnc file (bad magic)")
+    if len(data) > len(MAGIC) and data[len(MAGIC)] >> 4 > FORMAT_VERSION_MAJOR:
+        raise FormatError(f"format version {data[len(MAGIC)] >> 4}.{data[len(MAGIC)] & 15} is newer than "
+                          f"this decoder ({FORMAT_VERSION_MAJOR}.{FORMAT_VERSION_MINOR}): upgrade nnc")
+    stream = io.BytesIO(data[:MAX_HEADER_SIZE])
+    try:
+        header = Header.parse_stream(stream)
+    except ConstructError as error:
+        raise FormatError(f"bad header: {_construct_message(error)}") from None
+    width, height = header.width, header.height
+    if width < 1 or height < 1:
+        raise FormatError(f"image size {width}x{height} is empty")
+    if width * height > max_pixels:
+        raise LimitError(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")
+    for name, known in (("luma_scale", LUMA_SCALES), ("hint_layout", ("none", "segments", "grid"))):
+        if str(header.coding[name]) not in known:
+            raise FormatError(f"reserved {name} code {int(header.coding[name])} in the header")
+    container = Container(
+        width=width, height=height, model_version=bytes(header.model_version),
+        luma_scale=LUMA_SCALES[str(header.coding.luma_scale)], luma_codec=str(header.coding.luma_codec),
+        hint_layout=str(header.coding.hint_layout),
+        format_version=(header.format_version.major, header.format_version.minor),
+    )
+    return container, stream.tell()
+
+
+def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
+    """Parse .nnc bytes: header, then sections, each length-checked against the file and CRC-checked.
+
+    Unknown section tags are skipped. Raises FormatError naming the field and offset on any defect.
+    """
+    container, offset = parse_header(data, max_pixels)
+    unprotected_start = 0
+    while offset < len(data):
+        start = offset
+        stream = io.BytesIO(data[offset:offset + MAX_SECTION_PREFIX_SIZE])
+        try:
+            prefix = _SectionHeadRaw.parse_stream(stream)
+        except ConstructError:
+            raise FormatError(f"file is truncated in the section header at offset {start}") from None
+        offset += stream.tell()
+        if offset + prefix.length > len(data):
+            raise FormatError(f"file is truncated: section at offset {start} claims {prefix.length} bytes, "
+                              f"{len(data) - offset} remain")
+        payload = data[offset:offset + prefix.length]
+        if zlib.crc32(payload, zlib.crc32(data[unprotected_start:offset - 4])) != prefix.crc32:
+            raise FormatError(f"CRC mismatch in the section at offset {start}: the file is corrupt")
+        tag = SECTION_TAG_NAMES.get(prefix.tag)
+        if tag is not None:
+            if tag in container.sections:
+                raise FormatError(f"duplicate {tag} section at offset {start}")
+            container.sections[tag] = payload
+            container.section_sizes[tag] = offset + prefix.length - start
+        offset += prefix.length
+        unprotected_start = offset
+    return container
+
+
+def _construct_message(error: ConstructError) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def parse_payload(struct: Struct, payload: bytes, what: str):
+    """Parse a section payload with ``struct`` (spec 5); FormatError on any defect."""
+    try:
+        return struct.parse(payload)
+    except ConstructError as error:
+        raise FormatError(f"bad {what} payload: {_construct_message(error)}") from None
+
+
+def build_hevc_plane(tiles: list[list[bytes]]) -> bytes:
+    """The HevcPlane bytes (spec 5.1) of per-tile NAL unit lists."""
+    return HevcPlane.build({"tiles": tiles})
+
+
+def hevc_plane_tiles(parsed) -> list[list[bytes]]:
+    """Per-tile NAL unit lists from a parsed HevcPlane."""
+    return [[bytes(nal) for nal in tile] for tile in parsed.tiles]

@@ -1,0 +1,51 @@
+"""Stage 1: the luma stream. Luma downsampled x1/x2/x4, coded as HEVC intra (luma codec ``hevc``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import format, hevc
+from .color import downsample, reduced_size, to_uint8
+from .errors import FormatError
+from .upscale import apply_upscale
+
+
+@dataclass
+class LumaCandidate:
+    """The luma coded one way: scale, x265 quality, payload, and what the decoder will rebuild."""
+
+    scale: int
+    quality: int
+    payload: bytes
+    stream: np.ndarray  # (h, w) uint8, the decoded luma stream
+    luma: np.ndarray  # (H, W) uint8, the stream upscaled to full size
+
+    @property
+    def bits(self) -> int:
+        return 8 * len(self.payload)
+
+
+def stream_size(height: int, width: int, scale: int) -> tuple[int, int]:
+    """(h, w) of the luma stream of a (height, width) image at ``scale`` (1, 2 or 4)."""
+    return reduced_size(height, width, scale)
+
+
+def encode_luma(luma: np.ndarray, scale: int, quality: int) -> LumaCandidate:
+    """Code a (H, W) float luma plane downsampled by ``scale`` at x265 ``quality`` (0..100)."""
+    height, width = luma.shape
+    low_height, low_width = stream_size(height, width, scale)
+    stream = to_uint8(luma if scale == 1 else downsample(luma, low_height, low_width))
+    tiles = hevc.encode_plane(stream, quality)
+    decoded = hevc.decode_plane(tiles, low_height, low_width)
+    return LumaCandidate(scale, quality, format.build_hevc_plane(tiles), decoded,
+                         apply_upscale(decoded, height, width))
+
+
+def decode_luma(payload: bytes, codec: str, scale: int, height: int, width: int) -> np.ndarray:
+    """The decoded (h, w) uint8 luma stream of a luma section."""
+    if codec != "hevc":
+        raise FormatError(f"unknown luma codec '{codec}'")
+    plane = format.parse_payload(format.HevcPlane, payload, "luma")
+    return hevc.decode_plane(format.hevc_plane_tiles(plane), *stream_size(height, width, scale))

@@ -1,0 +1,168 @@
+"""Composes the stages on arrays and bytes; no file I/O.
+
+Encoder: RGB -> Y, Cb, Cr; the luma stream (stage 1) and the color hints (stage 3 input) are each
+chosen among candidates by rate-distortion: the candidate with the least D + lambda * R wins, with
+D the squared error it leaves in RGB (luma error counts once, Cb 1.086x, Cr 0.825x: BT.601's
+weights of each channel's error in the RGB mean squared error) and R its bits.
+Decoder: luma stream -> upscale (stage 2) -> colorize from hints (stage 3) -> deblock (stage 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import chroma, format, luma
+from .color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from .deblock import apply_deblock
+from .errors import FormatError, LimitError, ModelMismatchError
+from .upscale import apply_upscale
+from .weights import model_version
+
+QUALITY_RANGE = (1, 100)
+CB_WEIGHT, CR_WEIGHT = 1.086, 0.825
+LUMA_SCALE_CHOICES = (1, 2, 4)
+GRID_FACTOR_LOG2_CHOICES = (1, 2, 3)
+SEGMENT_STEPS = (16, 24, 32, 48)  # seed spacing in full-size pixels
+SEGMENT_QUANT_STEPS = (4, 8)
+QUALITY_SPREAD = (-6, 0, 6)  # x265 qualities tried around the one expected to match lambda
+LARGE_IMAGE_PIXELS = 4_000_000  # above this, one x265 quality per option (encode time)
+
+
+def lagrange_multiplier(quality: int) -> float:
+    """Lambda (squared error per bit) for ``quality``: HEVC's intra lambda at the QP that x265
+    reaches at CRF (100 - quality) / 2 on a single intra picture (about CRF - 3)."""
+    qp = (100 - quality) / 2 - 3
+    return 0.57 * 2 ** ((qp - 12) / 3)
+
+
+def _x265_qualities(quality: int, downsampling_log2: int, large: bool) -> list[int]:
+    """x265 qualities to try for a plane downsampled by 2**downsampling_log2 at ``quality``.
+
+    Each downsampling halving spreads a pixel's error over 4 pixels: the matching QP is 6 lower,
+    that is 12 more x265 quality."""
+    base = quality + 12 * downsampling_log2
+    spread = (0,) if large else QUALITY_SPREAD
+    return sorted({int(np.clip(base + offset, 0, 100)) for offset in spread})
+
+
+@dataclass
+class EncodeReport:
+    """What the encoder chose for one image, and what it costs."""
+
+    quality: int
+    bytes: int
+    luma_scale: int
+    luma_quality: int
+    hint_layout: str
+    hint_params: dict = field(default_factory=dict)
+    section_bytes: dict = field(default_factory=dict)
+
+
+class ImageEncoder:
+    """Encodes one image at any quality; remembers coded candidates, so a search over quality
+    (``--target-size``) codes each (scale, x265 quality) or hint option once."""
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        """pixels: (H, W, 3) uint8 RGB, or (H, W) uint8 grayscale (stored without hints)."""
+        self.height, self.width = pixels.shape[:2]
+        self.is_gray = pixels.ndim == 2
+        if self.is_gray:
+            self.luma_plane, self.cb, self.cr = pixels.astype(np.float64), None, None
+        else:
+            self.luma_plane, self.cb, self.cr = rgb_to_ycbcr(pixels)
+        self.large = self.height * self.width > LARGE_IMAGE_PIXELS
+        self._luma_cache: dict = {}
+        self._hint_cache: dict = {}
+        self._segmentations: dict = {}
+
+    def _luma(self, scale: int, quality: int) -> luma.LumaCandidate:
+        key = (scale, quality)
+        if key not in self._luma_cache:
+            self._luma_cache[key] = luma.encode_luma(self.luma_plane, scale, quality)
+        return self._luma_cache[key]
+
+    def _choose_luma(self, quality: int, lam: float) -> luma.LumaCandidate:
+        candidates = [self._luma(scale, x265_quality)
+                      for scale in LUMA_SCALE_CHOICES if min(self.height, self.width) >= scale
+                      for x265_quality in _x265_qualities(quality, scale.bit_length() - 1, self.large)]
+        return min(candidates, key=lambda c: float(np.sum((self.luma_plane - c.luma) ** 2)) + lam * c.bits)
+
+    def _hint_candidates(self, quality: int, luma_choice: luma.LumaCandidate) -> list[chroma.HintCandidate]:
+        candidates = []
+        for factor_log2 in GRID_FACTOR_LOG2_CHOICES:
+            for x265_quality in _x265_qualities(quality, factor_log2, self.large):
+                key = ("grid", factor_log2, x265_quality)
+                if key not in self._hint_cache:
+                    self._hint_cache[key] = chroma.encode_grid_hints(self.cb, self.cr, factor_log2, x265_quality)
+                candidates.append(self._hint_cache[key])
+        if self.large:
+            return candidates
+        for full_step in SEGMENT_STEPS:
+            step = max(2, round(full_step / luma_choice.scale))
+            segment_key = (luma_choice.scale, luma_choice.quality, step)
+            if segment_key not in self._segmentations:
+                self._segmentations[segment_key] = chroma.segment_luma(luma_choice.stream, step)
+            for quant_step in SEGMENT_QUANT_STEPS:
+                key = ("segments", *segment_key, quant_step)
+                if key not in self._hint_cache:
+                    self._hint_cache[key] = chroma.encode_segment_hints(
+                        self.cb, self.cr, luma_choice.stream, step, quant_step, self._segmentations[segment_key])
+                candidates.append(self._hint_cache[key])
+        return candidates
+
+    def _chroma_cost(self, candidate: chroma.HintCandidate, lam: float) -> float:
+        return (CB_WEIGHT * float(np.sum((self.cb - candidate.cb) ** 2))
+                + CR_WEIGHT * float(np.sum((self.cr - candidate.cr) ** 2)) + lam * candidate.bits)
+
+    def encode(self, quality: int) -> tuple[bytes, EncodeReport]:
+        """The .nnc bytes of the image at ``quality`` (1..100), and what was chosen."""
+        if not QUALITY_RANGE[0] <= quality <= QUALITY_RANGE[1]:
+            raise ValueError(f"quality must be in {QUALITY_RANGE[0]}..{QUALITY_RANGE[1]}, not {quality}")
+        lam = lagrange_multiplier(quality)
+        luma_choice = self._choose_luma(quality, lam)
+        sections = {"luma": luma_choice.payload}
+        hints = None
+        if not self.is_gray:
+            hints = min(self._hint_candidates(quality, luma_choice), key=lambda c: self._chroma_cost(c, lam))
+            sections["hints"] = hints.payload
+        container = format.Container(
+            width=self.width, height=self.height, model_version=model_version(),
+            luma_scale=luma_choice.scale, luma_codec="hevc",
+            hint_layout=hints.layout if hints else "none", sections=sections,
+        )
+        data = format.build_container(container)
+        report = EncodeReport(quality, len(data), luma_choice.scale, luma_choice.quality, container.hint_layout,
+                              hints.params if hints else {},
+                              {name: len(payload) for name, payload in sections.items()})
+        return data, report
+
+
+def decode_array(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode .nnc bytes to (H, W, 3) uint8 RGB, or (H, W) uint8 for a grayscale file."""
+    container = format.parse_container(data, max_pixels)
+    if container.model_version != model_version():
+        raise ModelMismatchError(f"file needs model version {container.model_version.hex()}, "
+                                 f"this nnc has {model_version().hex()}: install the matching nnc")
+    if "luma" not in container.sections:
+        raise FormatError("file is truncated: no luma section")
+    stream = luma.decode_luma(container.sections["luma"], container.luma_codec, container.luma_scale,
+                              container.height, container.width)
+    full_luma = apply_upscale(stream, container.height, container.width)
+    if container.hint_layout == "none":
+        return full_luma
+    if "hints" not in container.sections:
+        raise FormatError("file is truncated: no color hints section")
+    cb, cr = chroma.decode_hints(container.hint_layout, container.sections["hints"], stream,
+                                 container.height, container.width)
+    return apply_deblock(ycbcr_to_rgb(full_luma, cb, cr))
+
+
+def check_size(height: int, width: int, max_pixels: int) -> None:
+    """LimitError if a (height, width) image is empty or exceeds ``max_pixels``."""
+    if height < 1 or width < 1 or height * width > max_pixels:
+        raise LimitError(f"image is {width}x{height}: sides must be >= 1 and pixels <= {max_pixels}")
+
+
+__all__ = ["ImageEncoder", "EncodeReport", "decode_array", "lagrange_multiplier", "to_uint8"]
