@@ -1,0 +1,88 @@
+"""nnc: a learned image codec for slow links. Public API: encode(), decode(), info()."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from . import format
+from .errors import FormatError, InputImageError, LimitError, ModelMismatchError, NncError, WeightsError
+from .image_io import image_to_pixels, open_image
+from .pipeline import QUALITY_RANGE, EncodeReport, ImageEncoder, decode_array
+from .weights import model_version
+
+__version__ = "0.1.0"
+DEFAULT_QUALITY = 30
+
+__all__ = [
+    "encode", "encode_with_report", "decode", "info", "open_image", "__version__", "DEFAULT_QUALITY",
+    "NncError", "FormatError", "LimitError", "ModelMismatchError", "WeightsError", "InputImageError",
+]
+
+
+def encode_with_report(image: Image.Image, quality: int | None = None, target_size: int | None = None,
+                       bpp: float | None = None,
+                       max_pixels: int = format.DEFAULT_MAX_PIXELS) -> tuple[bytes, EncodeReport]:
+    """Encode a Pillow image; returns the .nnc bytes and what the encoder chose.
+
+    Give at most one of: ``quality`` (1..100, default 30; higher is larger), ``target_size``
+    (bytes: the best quality whose file fits) or ``bpp`` (bits per pixel: a target size of
+    bpp * W * H / 8 bytes). Raises NncError if even quality 1 does not fit the target.
+    """
+    if sum(option is not None for option in (quality, target_size, bpp)) > 1:
+        raise ValueError("give only one of quality, target_size and bpp")
+    pixels = image_to_pixels(image)
+    height, width = pixels.shape[:2]
+    if width * height > max_pixels:
+        raise LimitError(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")
+    encoder = ImageEncoder(pixels)
+    if bpp is not None:
+        target_size = int(bpp * width * height / 8)
+    if target_size is None:
+        return encoder.encode(DEFAULT_QUALITY if quality is None else quality)
+    return _largest_fitting(encoder, target_size)
+
+
+def _largest_fitting(encoder: ImageEncoder, target_size: int) -> tuple[bytes, EncodeReport]:
+    """Bisect quality for the largest file of at most ``target_size`` bytes."""
+    low, high = QUALITY_RANGE
+    best = encoder.encode(low)
+    if len(best[0]) > target_size:
+        raise NncError(f"even the lowest quality needs {len(best[0])} bytes, over the target of {target_size}")
+    while low < high:
+        middle = (low + high + 1) // 2
+        attempt = encoder.encode(middle)
+        if len(attempt[0]) <= target_size:
+            low, best = middle, attempt
+        else:
+            high = middle - 1
+    return best
+
+
+def encode(image: Image.Image, quality: int | None = None, target_size: int | None = None,
+           bpp: float | None = None) -> bytes:
+    """Encode a Pillow image to .nnc bytes (see ``encode_with_report`` for the options)."""
+    return encode_with_report(image, quality, target_size, bpp)[0]
+
+
+def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode .nnc bytes to a Pillow image: mode "RGB", or "L" for a grayscale file."""
+    pixels = decode_array(data, max_pixels)
+    return Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB")
+
+
+def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
+    """Header fields and section sizes of .nnc bytes, without decoding pixels."""
+    container = format.parse_container(data, max_pixels)
+    return {
+        "format_version": "%d.%d" % container.format_version,
+        "model_version": container.model_version.hex(),
+        "installed_model_version": model_version().hex(),
+        "width": container.width,
+        "height": container.height,
+        "luma_scale": container.luma_scale,
+        "luma_codec": container.luma_codec,
+        "hint_layout": container.hint_layout,
+        "bytes": len(data),
+        "bpp": 8 * len(data) / (container.width * container.height),
+        "sections": dict(container.section_sizes),
+    }

@@ -19,7 +19,6 @@ from construct import (
     Bytes,
     Const,
     ConstructError,
-    CString,
     GreedyBytes,
     GreedyRange,
     Int8ub,

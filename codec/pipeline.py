@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import chroma, format, luma
-from .color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from .color import rgb_to_ycbcr, ycbcr_to_rgb
 from .deblock import apply_deblock
-from .errors import FormatError, LimitError, ModelMismatchError
+from .errors import FormatError, ModelMismatchError
 from .upscale import apply_upscale
 from .weights import model_version
 
@@ -30,21 +30,27 @@ QUALITY_SPREAD = (-6, 0, 6)  # x265 qualities tried around the one expected to m
 LARGE_IMAGE_PIXELS = 4_000_000  # above this, one x265 quality per option (encode time)
 
 
+def equivalent_crf(quality: int) -> float:
+    """The x265 CRF that full-size luma gets at ``quality``: 60 at quality 1 down to 0 at 100.
+
+    CRF beyond 51 is out of x265's range: only downsampled luma reaches it (see _x265_qualities),
+    which is how the lowest qualities reach below 0.04 bpp."""
+    return 60.0 * (QUALITY_RANGE[1] - quality) / (QUALITY_RANGE[1] - QUALITY_RANGE[0])
+
+
 def lagrange_multiplier(quality: int) -> float:
-    """Lambda (squared error per bit) for ``quality``: HEVC's intra lambda at the QP that x265
-    reaches at CRF (100 - quality) / 2 on a single intra picture (about CRF - 3)."""
-    qp = (100 - quality) / 2 - 3
-    return 0.57 * 2 ** ((qp - 12) / 3)
+    """Lambda (squared luma error per bit) for ``quality``: HEVC's intra lambda 0.57 * 2**((QP - 12) / 3)
+    at the QP x265 reaches on one intra picture at the equivalent CRF (about CRF - 3)."""
+    return 0.57 * 2 ** ((equivalent_crf(quality) - 3 - 12) / 3)
 
 
 def _x265_qualities(quality: int, downsampling_log2: int, large: bool) -> list[int]:
-    """x265 qualities to try for a plane downsampled by 2**downsampling_log2 at ``quality``.
+    """x265 qualities (CRF = (100 - quality) / 2) to try for a plane downsampled by 2**downsampling_log2.
 
-    Each downsampling halving spreads a pixel's error over 4 pixels: the matching QP is 6 lower,
-    that is 12 more x265 quality."""
-    base = quality + 12 * downsampling_log2
+    Each halving spreads a sample's error over 4 pixels: the matching QP is 6 lower."""
+    base = 100 - 2 * (equivalent_crf(quality) - 6 * downsampling_log2)
     spread = (0,) if large else QUALITY_SPREAD
-    return sorted({int(np.clip(base + offset, 0, 100)) for offset in spread})
+    return sorted({int(np.clip(round(base + offset), 0, 100)) for offset in spread})
 
 
 @dataclass
@@ -58,6 +64,7 @@ class EncodeReport:
     hint_layout: str
     hint_params: dict = field(default_factory=dict)
     section_bytes: dict = field(default_factory=dict)
+    psnr: float = 0.0  # dB over all samples (RGB, or gray), of the decoded image against the input
 
 
 class ImageEncoder:
@@ -66,6 +73,7 @@ class ImageEncoder:
 
     def __init__(self, pixels: np.ndarray) -> None:
         """pixels: (H, W, 3) uint8 RGB, or (H, W) uint8 grayscale (stored without hints)."""
+        self.pixels = pixels
         self.height, self.width = pixels.shape[:2]
         self.is_gray = pixels.ndim == 2
         if self.is_gray:
@@ -135,7 +143,8 @@ class ImageEncoder:
         data = format.build_container(container)
         report = EncodeReport(quality, len(data), luma_choice.scale, luma_choice.quality, container.hint_layout,
                               hints.params if hints else {},
-                              {name: len(payload) for name, payload in sections.items()})
+                              {name: len(payload) for name, payload in sections.items()},
+                              psnr(self.pixels, decode_array(data)))
         return data, report
 
 
@@ -159,10 +168,7 @@ def decode_array(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> np
     return apply_deblock(ycbcr_to_rgb(full_luma, cb, cr))
 
 
-def check_size(height: int, width: int, max_pixels: int) -> None:
-    """LimitError if a (height, width) image is empty or exceeds ``max_pixels``."""
-    if height < 1 or width < 1 or height * width > max_pixels:
-        raise LimitError(f"image is {width}x{height}: sides must be >= 1 and pixels <= {max_pixels}")
-
-
-__all__ = ["ImageEncoder", "EncodeReport", "decode_array", "lagrange_multiplier", "to_uint8"]
+def psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
+    """PSNR in dB (peak 255) between two uint8 arrays of one shape; inf when identical."""
+    mse = float(np.mean((reference.astype(np.float64) - decoded) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)

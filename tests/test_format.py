@@ -1,0 +1,91 @@
+"""The container: round trip and refusal of every kind of bad file with the codec's own errors."""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+
+import codec
+from codec import format
+from codec.errors import FormatError, LimitError, ModelMismatchError
+
+
+def _container(**changes) -> format.Container:
+    fields = dict(width=768, height=512, model_version=codec.weights.model_version(), luma_scale=2,
+                  luma_codec="hevc", hint_layout="grid", sections={"luma": b"L" * 300, "hints": b"HH"})
+    fields.update(changes)
+    return format.Container(**fields)
+
+
+def test_round_trip_keeps_every_field():
+    parsed = format.parse_container(format.build_container(_container()))
+    assert (parsed.width, parsed.height, parsed.luma_scale, parsed.luma_codec, parsed.hint_layout) == (
+        768, 512, 2, "hevc", "grid")
+    assert parsed.sections == {"luma": b"L" * 300, "hints": b"HH"}
+
+
+def test_header_is_small():
+    data = format.build_container(_container(sections={}))
+    assert len(data) == 3 + 1 + 4 + 2 + 2 + 1
+
+
+@pytest.mark.parametrize("cut", [1, 5, 12, 20, 200, 319])
+def test_truncated_file_is_refused(cut):
+    data = format.build_container(_container())
+    with pytest.raises(FormatError):
+        format.parse_container(data[:cut])
+
+
+@pytest.mark.parametrize("offset", [4, 8, 10, 12, 100])
+def test_flipped_bit_in_header_or_payload_fails_the_crc(offset):
+    data = bytearray(format.build_container(_container()))
+    data[offset] ^= 0x01
+    with pytest.raises(FormatError):
+        format.parse_container(bytes(data))
+
+
+def test_bad_magic():
+    with pytest.raises(FormatError, match="magic"):
+        format.parse_container(b"PNG" + format.build_container(_container())[3:])
+
+
+def test_newer_major_version_is_refused():
+    data = bytearray(format.build_container(_container()))
+    data[3] = 0x10
+    with pytest.raises(FormatError, match="newer"):
+        format.parse_container(bytes(data))
+
+
+def test_oversized_image_is_refused_before_decoding():
+    data = format.build_container(_container(width=100_000, height=100_000))
+    with pytest.raises(LimitError, match="limit"):
+        format.parse_container(data)
+    assert format.parse_container(data, max_pixels=10**10).width == 100_000
+
+
+def test_section_claiming_more_than_the_file_is_refused():
+    header = format.build_container(_container(sections={}))
+    huge = header + bytes([1]) + format.VarInt.build(2**40) + b"\x00" * 10
+    with pytest.raises(FormatError, match="truncated"):
+        format.parse_container(huge)
+
+
+def test_unknown_section_is_skipped():
+    data = format.build_container(_container())
+    payload = b"future"
+    prefix = bytes([9, len(payload)])
+    unknown = prefix + zlib.crc32(payload, zlib.crc32(prefix)).to_bytes(4, "big") + payload
+    assert format.parse_container(data + unknown).sections == format.parse_container(data).sections
+
+
+def test_reserved_luma_codec_is_refused_by_the_decoder():
+    data = format.build_container(_container(luma_codec=7))
+    with pytest.raises(FormatError, match="luma codec"):
+        codec.decode(data)
+
+
+def test_wrong_model_version_is_refused():
+    data = format.build_container(_container(model_version=b"\x01\x02\x03\x04"))
+    with pytest.raises(ModelMismatchError, match="01020304"):
+        codec.decode(data)
