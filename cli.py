@@ -6,6 +6,7 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -16,7 +17,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".p
                   ".gif"}
 
 
-def _write_atomically(path: Path, data: bytes | None, force: bool, save=None) -> None:
+def _write_atomically(path: Path, data: bytes | None, force: bool,
+                      save: Callable[[str], None] | None = None) -> None:
     """Write ``data`` (or call ``save(temp_path)``) to a temp file beside ``path``, then move it in place.
 
     Without ``force`` an existing ``path`` is never replaced, even if it appears meanwhile."""
@@ -68,7 +70,8 @@ def main() -> None:
 
 @main.command(epilog="Example: nnc encode photo.jpg -o photo.nnc --target-size 5000")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("-o", "--output", required=True, type=click.Path(), help="Output .nnc file, or folder for several inputs.")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Output .nnc file, or folder for several inputs.")
 @click.option("-q", "--quality", type=click.IntRange(1, 100), help="1 (smallest) .. 100; default 30.")
 @click.option("--target-size", type=click.IntRange(1), help="Best quality whose file fits this many bytes.")
 @click.option("--bpp", type=click.FloatRange(0, min_open=True), help="Target bits per pixel.")

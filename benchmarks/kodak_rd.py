@@ -21,7 +21,7 @@ from PIL import Image
 import codec
 from bdrate import bd_rate, psnr_at_rate
 from codec.color import rgb_to_ycbcr
-from codec.hevc import _nal_units_of_heif  # the same NAL extraction nnc uses: payload without container
+from codec.hevc import nal_units_of_heif  # the same NAL extraction nnc uses: payload without container
 
 
 def metrics(reference: np.ndarray, decoded: np.ndarray, size: int) -> dict:
@@ -56,7 +56,7 @@ def run_heif(image: Image.Image, reference: np.ndarray, quality: int) -> dict:
     pillow_heif.from_pillow(image).save(buffer, quality=quality, chroma=420)
     data = buffer.getvalue()
     decoded = np.asarray(pillow_heif.open_heif(io.BytesIO(data)).to_pillow().convert("RGB"))
-    payload = sum(len(nal) for nal in _nal_units_of_heif(data))
+    payload = sum(len(nal) for nal in nal_units_of_heif(data))
     return {**metrics(reference, decoded, payload), "heif_bytes": len(data)}
 
 

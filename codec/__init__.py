@@ -74,7 +74,7 @@ def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
     """Header fields and section sizes of .nnc bytes, without decoding pixels."""
     container = format.parse_container(data, max_pixels)
     return {
-        "format_version": "%d.%d" % container.format_version,
+        "format_version": "{}.{}".format(*container.format_version),
         "model_version": container.model_version.hex(),
         "installed_model_version": model_version().hex(),
         "width": container.width,

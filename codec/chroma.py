@@ -113,7 +113,8 @@ def _fill(values: np.ndarray, labels: np.ndarray, quant_step: int, height: int, 
     return levels[labels].reshape(height, width)
 
 
-def decode_segment_hints(payload: bytes, luma_stream: np.ndarray, height: int, width: int):
+def decode_segment_hints(payload: bytes, luma_stream: np.ndarray, height: int,
+                         width: int) -> tuple[np.ndarray, np.ndarray]:
     """(Cb, Cr), each (height, width) uint8, from a SegmentHints payload and the decoded luma stream."""
     hints = format.parse_payload(format.SegmentHints, payload, "segment hints")
     if hints.segment_step < 2 or hints.quant_step < 1 or not (1 <= hints.cb_spread and 1 <= hints.cr_spread):
@@ -146,13 +147,13 @@ def encode_grid_hints(cb: np.ndarray, cr: np.ndarray, factor_log2: int, quality:
     return HintCandidate("grid", {"factor": 1 << factor_log2, "quality": quality}, payload, *decoded)
 
 
-def _colorize_grid(thumbnail: np.ndarray, height: int, width: int):
+def _colorize_grid(thumbnail: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     thumb_width = thumbnail.shape[1] // 2
     return tuple(upsample_bicubic(half, height, width)
                  for half in (thumbnail[:, :thumb_width], thumbnail[:, thumb_width:]))
 
 
-def decode_grid_hints(payload: bytes, height: int, width: int):
+def decode_grid_hints(payload: bytes, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """(Cb, Cr), each (height, width) uint8, from a GridHints payload."""
     hints = format.parse_payload(format.GridHints, payload, "grid hints")
     if not 1 <= hints.factor_log2 <= 3:
@@ -162,7 +163,8 @@ def decode_grid_hints(payload: bytes, height: int, width: int):
     return _colorize_grid(thumbnail, height, width)
 
 
-def decode_hints(layout: str, payload: bytes, luma_stream: np.ndarray, height: int, width: int):
+def decode_hints(layout: str, payload: bytes, luma_stream: np.ndarray, height: int,
+                 width: int) -> tuple[np.ndarray, np.ndarray]:
     """Colorize: (Cb, Cr), each (height, width) uint8, from the hints section of ``layout``."""
     if layout == "segments":
         return decode_segment_hints(payload, luma_stream, height, width)

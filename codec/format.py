@@ -11,8 +11,8 @@ import zlib
 from dataclasses import dataclass, field
 
 from construct import (
-    BitStruct,
     BitsInteger,
+    BitStruct,
     Bytes,
     Const,
     ConstructError,
@@ -27,6 +27,7 @@ from construct import (
     VarInt,
     this,
 )
+from construct import Container as Container_
 
 from .errors import FormatError, LimitError
 
@@ -208,7 +209,7 @@ def _construct_message(error: ConstructError) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-def parse_payload(struct: Struct, payload: bytes, what: str):
+def parse_payload(struct: Struct, payload: bytes, what: str) -> Container_:
     """Parse a section payload with ``struct`` (spec 5); FormatError on any defect."""
     try:
         return struct.parse(payload)
@@ -221,6 +222,6 @@ def build_hevc_plane(tiles: list[list[bytes]]) -> bytes:
     return HevcPlane.build({"tiles": tiles})
 
 
-def hevc_plane_tiles(parsed) -> list[list[bytes]]:
+def hevc_plane_tiles(parsed: Container_) -> list[list[bytes]]:
     """Per-tile NAL unit lists from a parsed HevcPlane."""
     return [[bytes(nal) for nal in tile] for tile in parsed.tiles]

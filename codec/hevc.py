@@ -25,8 +25,8 @@ from construct import (
     Int16ub,
     Int24ub,
     Int32ub,
-    PrefixedArray,
     Prefixed,
+    PrefixedArray,
     Struct,
     this,
 )
@@ -71,6 +71,8 @@ _HvcC = _box(
     "layering" / Const(0x0F, Int8ub),  # 1 temporal layer, nested, 4-byte NAL lengths
     "arrays" / PrefixedArray(Int8ub, _NalArray),
 )
+_HVCC_FIXED_SIZE = 22  # bytes of the record before its NAL arrays
+_HvcCArrays = PrefixedArray(Int8ub, _NalArray)
 
 _MinimalHeif = Struct(
     "ftyp" / _box(b"ftyp", "brands" / Const(b"heic\x00\x00\x00\x00mif1heic")),
@@ -182,12 +184,11 @@ def _coded_size(sps: bytes) -> tuple[int, int]:
     return width, height
 
 
-def _nal_units_of_heif(heif_bytes: bytes) -> list[bytes]:
+def nal_units_of_heif(heif_bytes: bytes) -> list[bytes]:
     """The NAL units of a single-image HEIF file from libheif: parameter sets, then slices."""
     boxes = dict(_walk_boxes(heif_bytes))
-    config = _HvcC.parse(_AnyBox.build({"size": 8 + len(boxes[b"hvcC"]), "type": b"hvcC",
-                                        "body": boxes[b"hvcC"]}))
-    nal_units = [bytes(n) for array in config.arrays for n in array.nal_units]
+    arrays = _HvcCArrays.parse(boxes[b"hvcC"][_HVCC_FIXED_SIZE:])
+    nal_units = [bytes(n) for array in arrays for n in array.nal_units]
     nal_units += [bytes(n) for n in _LengthPrefixedNals.parse(boxes[b"mdat"])]
     return nal_units
 
@@ -203,7 +204,7 @@ def encode_picture(plane: np.ndarray, quality: int) -> list[bytes]:
     heif = pillow_heif.from_bytes(mode="L", size=(width, height), data=np.ascontiguousarray(plane).tobytes())
     buffer = io.BytesIO()
     heif.save(buffer, quality=int(quality), enc_params=X265_PARAMS)
-    return _nal_units_of_heif(buffer.getvalue())
+    return nal_units_of_heif(buffer.getvalue())
 
 
 def _minimal_heif(nal_units: list[bytes], width: int, height: int) -> bytes:

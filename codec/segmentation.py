@@ -47,7 +47,8 @@ def _initial_centres(luma: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarra
     return grid_y.ravel(), grid_x.ravel(), luma[grid_y, grid_x].astype(np.int64).ravel()
 
 
-def _assign(luma, ys, xs, cell_row, cell_col, grid_shape, centres, step) -> np.ndarray:
+def _assign(luma: np.ndarray, ys: np.ndarray, xs: np.ndarray, cell_row: np.ndarray, cell_col: np.ndarray,
+            grid_shape: tuple[int, int], centres: tuple[np.ndarray, np.ndarray, np.ndarray], step: int) -> np.ndarray:
     """Label of each pixel: the nearest of the 3x3 seeds around its cell (first in _OFFSETS on ties)."""
     rows, cols = grid_shape
     centre_y, centre_x, centre_l = centres

@@ -1,0 +1,102 @@
+"""Round trips through the public API: sizes, modes, determinism, rate control."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import codec
+from codec.pipeline import ImageEncoder, psnr
+from conftest import synthetic_rgb
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (1, 13), (13, 1), (9, 17), (21, 33), (2, 70)])
+def test_round_trip_any_size(height, width):
+    image = Image.fromarray(synthetic_rgb(height, width, seed=height))
+    decoded = codec.decode(codec.encode(image, quality=60))
+    assert decoded.size == (width, height) and decoded.mode == "RGB"
+
+
+def test_round_trip_quality(rgb_image):
+    decoded = codec.decode(codec.encode(rgb_image, quality=70))
+    assert psnr(np.asarray(rgb_image), np.asarray(decoded)) > 30
+
+
+def test_grayscale_stores_no_hints():
+    gray = Image.fromarray(synthetic_rgb(24, 40)[..., 1])
+    data = codec.encode(gray, quality=50)
+    assert codec.info(data)["hint_layout"] == "none" and "hints" not in codec.info(data)["sections"]
+    decoded = codec.decode(data)
+    assert decoded.mode == "L" and psnr(np.asarray(gray), np.asarray(decoded)) > 30
+
+
+def test_rgb_with_equal_channels_is_grayscale():
+    gray = synthetic_rgb(16, 16)[..., 0]
+    data = codec.encode(Image.fromarray(np.stack([gray] * 3, axis=-1)), quality=50)
+    assert codec.info(data)["hint_layout"] == "none"
+
+
+def test_encode_is_deterministic(photo):
+    assert codec.encode(photo, quality=20) == codec.encode(photo, quality=20)
+
+
+def test_decode_is_identical_on_repeat_and_across_thread_counts(photo):
+    data = codec.encode(photo, quality=20)
+    decoded = []
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 1):
+            torch.set_num_threads(threads)
+            decoded.append(np.asarray(codec.decode(data)))
+    finally:
+        torch.set_num_threads(previous)
+    assert all(np.array_equal(decoded[0], other) for other in decoded[1:])
+
+
+def test_size_grows_with_quality(photo):
+    encoder = ImageEncoder(np.asarray(photo))
+    sizes = [len(encoder.encode(quality)[0]) for quality in (1, 10, 20, 30, 45, 60, 80)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1] / 10
+
+
+def test_lowest_quality_is_very_small(photo):
+    data = codec.encode(photo, quality=1)
+    assert 8 * len(data) / (photo.width * photo.height) < 0.06
+
+
+def test_target_size_gives_the_largest_file_that_fits(photo):
+    target = 1500
+    data, report = codec.encode_with_report(photo, target_size=target)
+    assert len(data) <= target
+    assert len(codec.encode(photo, quality=report.quality + 1)) > target
+
+
+def test_bpp_target(photo):
+    data = codec.encode(photo, bpp=0.3)
+    assert 8 * len(data) / (photo.width * photo.height) <= 0.3
+
+
+def test_unreachable_target_size_is_a_clear_error(photo):
+    with pytest.raises(codec.NncError, match="lowest quality"):
+        codec.encode(photo, target_size=50)
+
+
+def test_segments_layout_round_trips(photo):
+    """At the lowest rates hints follow the luma's segments; the decoder must find the same ones."""
+    from codec import chroma
+    from codec.color import rgb_to_ycbcr
+    from codec.luma import encode_luma
+
+    luma, cb, cr = rgb_to_ycbcr(np.asarray(photo))
+    stream = encode_luma(luma, 2, 30).stream
+    candidate = chroma.encode_segment_hints(cb, cr, stream, 6, 4)
+    decoded = chroma.decode_hints("segments", candidate.payload, stream, *cb.shape)
+    assert np.array_equal(decoded[0], candidate.cb) and np.array_equal(decoded[1], candidate.cr)
+    assert candidate.params["hints"] > 10
+
+
+def test_too_many_pixels_is_refused_before_encoding():
+    with pytest.raises(codec.LimitError):
+        codec.encode_with_report(Image.new("RGB", (300, 300)), max_pixels=10_000)
