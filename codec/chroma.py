@@ -142,7 +142,7 @@ def encode_grid_hints(cb: np.ndarray, cr: np.ndarray, factor_log2: int, quality:
     thumbnail = np.concatenate([to_uint8(downsample(plane, thumb_height, thumb_width)) for plane in (cb, cr)],
                                axis=1)
     tiles = hevc.encode_plane(thumbnail, quality)
-    payload = format.GridHints.build({"factor_log2": factor_log2, "thumbnail": {"tiles": tiles}})
+    payload = format.GridHints.build({"factor_log2": factor_log2, "thumbnail": format.build_hevc_plane(tiles)})
     decoded = _colorize_grid(hevc.decode_plane(tiles, thumb_height, 2 * thumb_width), height, width)
     return HintCandidate("grid", {"factor": 1 << factor_log2, "quality": quality}, payload, *decoded)
 
@@ -159,7 +159,8 @@ def decode_grid_hints(payload: bytes, height: int, width: int) -> tuple[np.ndarr
     if not 1 <= hints.factor_log2 <= 3:
         raise FormatError(f"grid hints: reserved factor_log2 {hints.factor_log2}")
     thumb_height, thumb_width = reduced_size(height, width, 1 << hints.factor_log2)
-    thumbnail = hevc.decode_plane(format.hevc_plane_tiles(hints.thumbnail), thumb_height, 2 * thumb_width)
+    thumbnail = hevc.decode_plane(format.hevc_plane_tiles(bytes(hints.thumbnail), "grid hints"), thumb_height,
+                                  2 * thumb_width)
     return _colorize_grid(thumbnail, height, width)
 
 

@@ -72,9 +72,42 @@ MAX_HEADER_SIZE = len(MAGIC) + 1 + 4 + 10 + 10 + 1  # VarInts take at most 10 by
 MAX_SECTION_PREFIX_SIZE = 1 + 10 + 4
 
 # spec 5.1 HEVC plane (luma stream, grid hints)
-HevcPicture = PrefixedArray(VarInt, Prefixed(VarInt, GreedyBytes))
+HevcPicture = Struct(
+    "parameter_sets" / Prefixed(VarInt, GreedyBytes) * "VPS, SPS, PPS as a NalUnits, raw DEFLATE with the "
+                                                       "preset dictionary of spec 5.1.1",
+    "slices" / PrefixedArray(VarInt, Prefixed(VarInt, GreedyBytes)) * "slice segment NAL units",
+)
 HevcPlane = Struct(
-    "tiles" / GreedyRange(HevcPicture) * "one picture per tile in raster order: NAL units",
+    "tiles" / GreedyRange(HevcPicture) * "one picture per tile in raster order",
+)
+NalUnits = PrefixedArray(VarInt, Prefixed(VarInt, GreedyBytes))
+NAL_TYPE_VPS, NAL_TYPE_PPS = 32, 34
+MAX_PARAMETER_SETS_SIZE = 4096  # bytes, inflated: bounds the work a hostile file can ask for
+
+# spec 5.1.1 Preset dictionary: x265's parameter sets for pictures of common sizes, as NalUnits
+PARAMETER_SET_DICTIONARY = bytes.fromhex(
+    "031740010c01ffff0408000003009ff8000003000096ba0240294201010408000003009ff8000003000096c004008008"
+    "0165ba924a6b9b020000030032000003000210064401c1718312031740010c01ffff0408000003009ff8000003000096"
+    "ba0240294201010408000003009ff8000003000096c0040080180596ea4929ae6c0800000300c8000003000840064401"
+    "c1718312031740010c01ffff0408000003009ff800000300001eba0240264201010408000003009ff800000300001ec0"
+    "8204165baaba6b9b020000030032000003000210064401c1718312031740010c01ffff0408000003009ff80000030000"
+    "1eba0240254201010408000003009ff800000300001ec08204165bab929ae6c08000000c800000030084064401c17181"
+    "12031740010c01ffff0408000003009ff800000300001eba0240264201010408000003009ff800000300001ec0c20416"
+    "5ba924a6b9b02000000303200000030021064401c1718112031740010c01ffff0408000003009ff800000300001eba02"
+    "40264201010408000003009ff800000300001ec08206165ba924a6b9b02000000303200000030021064401c171811203"
+    "1740010c01ffff0408000003009ff800000300001eba0240274201010408000003009ff800000300001ec060808165ba"
+    "924a6b9b020000030032000003000210064401c1718312031740010c01ffff0408000003009ff800000300001eba0240"
+    "274201010408000003009ff800000300001ec04080c165ba924a6b9b020000030032000003000210064401c171811203"
+    "1740010c01ffff0408000003009ff800000300003cba0240274201010408000003009ff800000300003cc0302010165b"
+    "a924a6b9b02000000303200000030021064401c1718312031740010c01ffff0408000003009ff800000300003cba0240"
+    "274201010408000003009ff800000300003cc0202018165ba924a6b9b02000000303200000030021064401c171831203"
+    "1740010c01ffff0408000003009ff800000300003cba0240264201010408000003009ff800000300003cc0302020596e"
+    "a4929ae6c08000000c800000030084064401c1718312031740010c01ffff0408000003009ff800000300003fba024028"
+    "4201010408000003009ff800000300003fc01808040596ea4929ae6c0800000300c8000003000840064401c171831203"
+    "1740010c01ffff0408000003009ff800000300005aba0240284201010408000003009ff800000300005ac01808020165"
+    "ba924a6b9b020000030032000003000210064401c1718312031740010c01ffff0408000003009ff800000300005aba02"
+    "40284201010408000003009ff800000300005ac01008030165ba924a6b9b020000030032000003000210064401c17183"
+    "12"
 )
 
 # spec 5.2 Segment hints
@@ -90,7 +123,7 @@ SegmentHints = Struct(
 # spec 5.3 Grid hints
 GridHints = Struct(
     "factor_log2" / Int8ub * "chroma thumbnail downsampling: factor 2**factor_log2, 1..3",
-    "thumbnail" / HevcPlane * "Cb | Cr side by side, one HEVC plane",
+    "thumbnail" / GreedyBytes * "HevcPlane of Cb | Cr side by side",
 )
 
 
@@ -217,11 +250,40 @@ def parse_payload(struct: Struct, payload: bytes, what: str) -> Container_:
         raise FormatError(f"bad {what} payload: {_construct_message(error)}") from None
 
 
+def nal_unit_type(nal_unit: bytes) -> int:
+    """The type field (6 bits) of an HEVC NAL unit header."""
+    if not nal_unit:
+        raise FormatError("empty NAL unit in an HEVC picture")
+    return (nal_unit[0] >> 1) & 0x3F
+
+
+def is_parameter_set(nal_unit: bytes) -> bool:
+    """True for a VPS, SPS or PPS."""
+    return NAL_TYPE_VPS <= nal_unit_type(nal_unit) <= NAL_TYPE_PPS
+
+
 def build_hevc_plane(tiles: list[list[bytes]]) -> bytes:
     """The HevcPlane bytes (spec 5.1) of per-tile NAL unit lists."""
-    return HevcPlane.build({"tiles": tiles})
+    pictures = []
+    for nal_units in tiles:
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=PARAMETER_SET_DICTIONARY)
+        parameter_sets = NalUnits.build([n for n in nal_units if is_parameter_set(n)])
+        pictures.append({"parameter_sets": deflate.compress(parameter_sets) + deflate.flush(),
+                         "slices": [n for n in nal_units if not is_parameter_set(n)]})
+    return HevcPlane.build({"tiles": pictures})
 
 
-def hevc_plane_tiles(parsed: Container_) -> list[list[bytes]]:
-    """Per-tile NAL unit lists from a parsed HevcPlane."""
-    return [[bytes(nal) for nal in tile] for tile in parsed.tiles]
+def hevc_plane_tiles(payload: bytes, what: str) -> list[list[bytes]]:
+    """Per-tile NAL unit lists (parameter sets first) from HevcPlane bytes; FormatError on any defect."""
+    tiles = []
+    for picture in parse_payload(HevcPlane, payload, what).tiles:
+        inflate = zlib.decompressobj(-15, zdict=PARAMETER_SET_DICTIONARY)
+        try:
+            parameter_sets = inflate.decompress(bytes(picture.parameter_sets), MAX_PARAMETER_SETS_SIZE)
+        except zlib.error:
+            raise FormatError(f"bad {what} payload: parameter sets do not inflate") from None
+        if not inflate.eof or inflate.unconsumed_tail:
+            raise FormatError(f"bad {what} payload: parameter sets are cut short or too long")
+        nal_units = [bytes(n) for n in parse_payload(NalUnits, parameter_sets, what)]
+        tiles.append(nal_units + [bytes(n) for n in picture.slices])
+    return tiles

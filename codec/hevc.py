@@ -32,10 +32,10 @@ from construct import (
 )
 
 from .errors import FormatError
-from .format import TILE_SIDE
+from .format import NAL_TYPE_PPS, NAL_TYPE_VPS, TILE_SIDE, is_parameter_set, nal_unit_type
 
-NAL_VPS, NAL_SPS, NAL_PPS = 32, 33, 34
-PARAMETER_SET_TYPES = (NAL_VPS, NAL_SPS, NAL_PPS)
+NAL_SPS = 33
+PARAMETER_SET_TYPES = tuple(range(NAL_TYPE_VPS, NAL_TYPE_PPS + 1))
 
 # x265 settings: intra, tuned for PSNR (libheif enables psycho-visual tuning and adaptive
 # quantisation by default, which cost PSNR at equal rate).
@@ -135,10 +135,6 @@ def _walk_boxes(data: bytes) -> Iterator[tuple[bytes, bytes]]:
             yield from _walk_boxes(box.body[_CONTAINER_BOXES[box.type]:])
 
 
-def _nal_type(nal_unit: bytes) -> int:
-    return (nal_unit[0] >> 1) & 0x3F
-
-
 def _rbsp(nal_unit: bytes) -> bytes:
     """The NAL unit's payload with emulation-prevention bytes (00 00 03 -> 00 00) removed."""
     return nal_unit.replace(b"\x00\x00\x03", b"\x00\x00")
@@ -213,18 +209,18 @@ def _minimal_heif(nal_units: list[bytes], width: int, height: int) -> bytes:
     x265 (through libheif) codes a picture padded to at least 64x64: the plane is its top-left
     (height, width) corner.
     """
-    parameter_sets = [n for n in nal_units if _nal_type(n) in PARAMETER_SET_TYPES]
-    slices = [n for n in nal_units if _nal_type(n) not in PARAMETER_SET_TYPES]
-    sps = [n for n in parameter_sets if _nal_type(n) == NAL_SPS]
+    parameter_sets = [n for n in nal_units if is_parameter_set(n)]
+    slices = [n for n in nal_units if not is_parameter_set(n)]
+    sps = [n for n in parameter_sets if nal_unit_type(n) == NAL_SPS]
     if len(sps) != 1 or len(_rbsp(sps[0])) < 16 or not slices:
         raise FormatError("HEVC picture: needs exactly one SPS and at least one slice")
     coded_width, coded_height = _coded_size(sps[0])
     if not (width <= coded_width <= width + 2 * TILE_SIDE and height <= coded_height <= height + 2 * TILE_SIDE):
         raise FormatError(f"HEVC picture is {coded_width}x{coded_height}, expected {width}x{height}")
     arrays = [
-        {"nal_type": 0x80 | nal_type, "nal_units": [n for n in parameter_sets if _nal_type(n) == nal_type]}
+        {"nal_type": 0x80 | nal_type, "nal_units": [n for n in parameter_sets if nal_unit_type(n) == nal_type]}
         for nal_type in PARAMETER_SET_TYPES
-        if any(_nal_type(n) == nal_type for n in parameter_sets)
+        if any(nal_unit_type(n) == nal_type for n in parameter_sets)
     ]
     mdat = _LengthPrefixedNals.build(slices)
     fields = {

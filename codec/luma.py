@@ -47,5 +47,4 @@ def decode_luma(payload: bytes, codec: str, scale: int, height: int, width: int)
     """The decoded (h, w) uint8 luma stream of a luma section."""
     if codec != "hevc":
         raise FormatError(f"unknown luma codec '{codec}'")
-    plane = format.parse_payload(format.HevcPlane, payload, "luma")
-    return hevc.decode_plane(format.hevc_plane_tiles(plane), *stream_size(height, width, scale))
+    return hevc.decode_plane(format.hevc_plane_tiles(payload, "luma"), *stream_size(height, width, scale))

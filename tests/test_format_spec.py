@@ -12,8 +12,14 @@ from codec import format
 
 SPEC = (Path(__file__).parents[1] / "format_spec.md").read_text(encoding="utf-8")
 TYPE_SIZES = {"u8": 1, "u32be": 4}
+
+
+def code_block_after(heading: str) -> str:
+    """The first fenced code block after ``heading``."""
+    return SPEC.split(heading, 1)[1].split("```", 2)[1]
 STRUCTS = {"3.1 Header": format.Header, "3.2 Section": format.Section, "5.1 HevcPlane": format.HevcPlane,
-           "5.2 SegmentHints": format.SegmentHints, "5.3 GridHints": format.GridHints}
+           "5.2 HevcPicture": format.HevcPicture, "5.4 SegmentHints": format.SegmentHints,
+           "5.5 GridHints": format.GridHints}
 
 
 def spec_table(heading: str) -> list[list[str]]:
@@ -64,10 +70,14 @@ def test_coding_byte_bits_agree():
 
 
 def test_hexdump_round_trips_byte_for_byte():
-    dump = SPEC.split("## 9 ", 1)[1].split("```", 2)[1]
+    dump = code_block_after("## 9 ")
     data = bytes.fromhex("".join(line.split(":", 1)[1] for line in dump.strip().splitlines()))
     container = format.parse_container(data)
     assert (container.width, container.height, container.hint_layout) == (1, 1, "none")
     assert format.build_container(container) == data
-    tiles = format.hevc_plane_tiles(format.parse_payload(format.HevcPlane, container.sections["luma"], "luma"))
+    tiles = format.hevc_plane_tiles(container.sections["luma"], "luma")
     assert [len(nal) for nal in tiles[0]] == [23, 38, 6, 22]
+
+
+def test_parameter_set_dictionary_is_the_one_in_the_spec():
+    assert bytes.fromhex("".join(code_block_after("### 5.3 ").split())) == format.PARAMETER_SET_DICTIONARY
