@@ -89,3 +89,16 @@ def test_wrong_model_version_is_refused():
     data = format.build_container(_container(model_version=b"\x01\x02\x03\x04"))
     with pytest.raises(ModelMismatchError, match="01020304"):
         codec.decode(data)
+
+
+def test_parameter_sets_that_inflate_too_far_are_refused():
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = deflate.compress(b"\x00" * 100_000) + deflate.flush()
+    payload = format.HevcPlane.build({"tiles": [{"parameter_sets": bomb, "slices": [b"\x28\x01"]}]})
+    with pytest.raises(FormatError, match="too long"):
+        format.hevc_plane_tiles(payload, "luma")
+
+
+def test_hevc_plane_round_trip_keeps_nal_units():
+    tiles = [[b"\x40\x01vps", b"\x42\x01sps", b"\x44\x01pps", b"\x28\x01slice", b"\x02\x01more"]]
+    assert format.hevc_plane_tiles(format.build_hevc_plane(tiles), "luma") == tiles
