@@ -7,6 +7,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -88,9 +89,9 @@ def encode(inputs: tuple[str, ...], output: str, quality: int | None, target_siz
     if not jobs:
         raise click.ClickException("no images found in the inputs")
     failures = 0
-    with click.progressbar(jobs, label="encoding", file=sys.stderr if sys.stderr.isatty() and many else
-                           open(os.devnull, "w")) as progress:
-        for source, relative in progress:
+    show_bar = many and sys.stderr.isatty()
+    with click.progressbar(jobs, label="encoding", file=sys.stderr) if show_bar else nullcontext(jobs) as items:
+        for source, relative in items:
             target = (Path(output) / relative).with_suffix(".nnc") if many else Path(output)
             try:
                 with warnings.catch_warnings(record=True) as caught:
@@ -101,17 +102,12 @@ def encode(inputs: tuple[str, ...], output: str, quality: int | None, target_siz
                     click.echo(f"Warning: {source}: {warning.message}", err=True)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _write_atomically(target, data, force)
-            except (codec.NncError, OSError) as error:
+            except (codec.NncError, OSError, click.ClickException) as error:
+                failure = error if isinstance(error, click.ClickException) else _fail(error)
                 if not many:
-                    raise _fail(error) from None
+                    raise failure from None
                 failures += 1
-                click.echo(f"Error: {source}: {_fail(error).message}", err=True)
-                continue
-            except click.ClickException as error:
-                if not many:
-                    raise
-                failures += 1
-                click.echo(f"Error: {source}: {error.message}", err=True)
+                click.echo(f"Error: {source}: {failure.message}", err=True)
                 continue
             pixels = image.width * image.height
             click.echo(f"{source} -> {target}: {report.bytes} bytes, {8 * report.bytes / pixels:.4f} bpp, "

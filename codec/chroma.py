@@ -16,7 +16,7 @@ import numpy as np
 from . import entropy, format, hevc
 from .color import downsample, reduced_size, to_uint8, upsample_bicubic
 from .errors import FormatError
-from .segmentation import Segmentation, segment_luma  # noqa: F401  (re-exported for the encoder)
+from .segmentation import Segmentation, segment_luma
 
 
 @dataclass

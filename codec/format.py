@@ -27,7 +27,7 @@ from construct import (
     VarInt,
     this,
 )
-from construct import Container as Container_
+from construct import Container as ParsedStruct
 
 from .errors import FormatError, LimitError
 
@@ -242,7 +242,7 @@ def _construct_message(error: ConstructError) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-def parse_payload(struct: Struct, payload: bytes, what: str) -> Container_:
+def parse_payload(struct: Struct, payload: bytes, what: str) -> ParsedStruct:
     """Parse a section payload with ``struct`` (spec 5); FormatError on any defect."""
     try:
         return struct.parse(payload)

@@ -17,6 +17,7 @@ from . import chroma, format, luma
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
 from .deblock import apply_deblock
 from .errors import FormatError, ModelMismatchError
+from .segmentation import segment_luma
 from .upscale import apply_upscale
 from .weights import model_version
 
@@ -111,7 +112,7 @@ class ImageEncoder:
             step = max(2, round(full_step / luma_choice.scale))
             segment_key = (luma_choice.scale, luma_choice.quality, step)
             if segment_key not in self._segmentations:
-                self._segmentations[segment_key] = chroma.segment_luma(luma_choice.stream, step)
+                self._segmentations[segment_key] = segment_luma(luma_choice.stream, step)
             for quant_step in SEGMENT_QUANT_STEPS:
                 key = ("segments", *segment_key, quant_step)
                 if key not in self._hint_cache:
