@@ -77,8 +77,10 @@ def main() -> None:
 @click.option("--target-size", type=click.IntRange(1), help="Best quality whose file fits this many bytes.")
 @click.option("--bpp", type=click.FloatRange(0, min_open=True), help="Target bits per pixel.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--baseline", multiple=True, type=click.Choice(codec.STAGES),
+              help="Run this stage as its classical baseline (repeatable); for ablations.")
 def encode(inputs: tuple[str, ...], output: str, quality: int | None, target_size: int | None, bpp: float | None,
-           force: bool) -> None:
+           force: bool, baseline: tuple[str, ...]) -> None:
     """Encode images (files or folders) to .nnc."""
     if sum(option is not None for option in (quality, target_size, bpp)) > 1:
         raise click.UsageError("give only one of --quality, --target-size and --bpp")
@@ -97,7 +99,7 @@ def encode(inputs: tuple[str, ...], output: str, quality: int | None, target_siz
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     image = codec.open_image(str(source))
-                    data, report = codec.encode_with_report(image, quality, target_size, bpp)
+                    data, report = codec.encode_with_report(image, quality, target_size, bpp, baseline=baseline)
                 for warning in caught:
                     click.echo(f"Warning: {source}: {warning.message}", err=True)
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -122,11 +124,13 @@ def encode(inputs: tuple[str, ...], output: str, quality: int | None, target_siz
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Output image; its extension sets the format (.png, .jpg, .webp, .tif, ...).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
-def decode(input_file: str, output: str, force: bool) -> None:
+@click.option("--baseline", multiple=True, type=click.Choice(codec.STAGES),
+              help="Run this stage as its classical baseline (repeatable); for ablations.")
+def decode(input_file: str, output: str, force: bool, baseline: tuple[str, ...]) -> None:
     """Decode an .nnc file to an image."""
     target = Path(output)
     try:
-        image = codec.decode(Path(input_file).read_bytes())
+        image = codec.decode(Path(input_file).read_bytes(), baseline=baseline)
         image_format = _format_for(target)
         _write_atomically(target, None, force, save=lambda name: image.save(name, format=image_format))
     except (codec.NncError, OSError) as error:

@@ -26,6 +26,9 @@ setup(
         "click>=8.1",
         "constriction>=0.4,<0.6",
     ],
-    extras_require={"test": ["pytest>=7", "ruff>=0.4"]},
+    extras_require={
+        "bench": ["pytorch-msssim>=1.0", "matplotlib>=3.7", "pillow-jxl-plugin>=1.2"],
+        "test": ["pytest>=7", "ruff>=0.4", "pytorch-msssim>=1.0", "matplotlib>=3.7", "pillow-jxl-plugin>=1.2"],
+    },
     entry_points={"console_scripts": ["nnc=cli:main"]},
 )

@@ -7,27 +7,30 @@ from PIL import Image
 from . import format
 from .errors import FormatError, InputImageError, LimitError, ModelMismatchError, NncError, WeightsError
 from .image_io import image_to_pixels, open_image
-from .pipeline import QUALITY_RANGE, EncodeReport, ImageEncoder, decode_array
+from .pipeline import LEARNED_STAGES, QUALITY_RANGE, STAGES, EncodeReport, ImageEncoder, check_baseline, decode_array
 from .weights import model_version
 
 __version__ = "0.1.0"
 DEFAULT_QUALITY = 30
 
 __all__ = [
-    "encode", "encode_with_report", "decode", "info", "open_image", "__version__", "DEFAULT_QUALITY",
+    "encode", "encode_with_report", "decode", "info", "open_image", "__version__", "DEFAULT_QUALITY", "STAGES",
+    "LEARNED_STAGES",
     "NncError", "FormatError", "LimitError", "ModelMismatchError", "WeightsError", "InputImageError",
 ]
 
 
 def encode_with_report(image: Image.Image, quality: int | None = None, target_size: int | None = None,
-                       bpp: float | None = None,
-                       max_pixels: int = format.DEFAULT_MAX_PIXELS) -> tuple[bytes, EncodeReport]:
+                       bpp: float | None = None, max_pixels: int = format.DEFAULT_MAX_PIXELS,
+                       baseline: tuple[str, ...] = ()) -> tuple[bytes, EncodeReport]:
     """Encode a Pillow image; returns the .nnc bytes and what the encoder chose.
 
     Give at most one of: ``quality`` (1..100, default 30; higher is larger), ``target_size``
     (bytes: the best quality whose file fits) or ``bpp`` (bits per pixel: a target size of
     bpp * W * H / 8 bytes). Raises NncError if even quality 1 does not fit the target.
+    ``baseline`` names stages (see STAGES) to run as their classical baseline.
     """
+    check_baseline(baseline)
     if sum(option is not None for option in (quality, target_size, bpp)) > 1:
         raise ValueError("give only one of quality, target_size and bpp")
     pixels = image_to_pixels(image)
@@ -59,13 +62,16 @@ def _largest_fitting(encoder: ImageEncoder, target_size: int) -> tuple[bytes, En
 
 
 def encode(image: Image.Image, quality: int | None = None, target_size: int | None = None,
-           bpp: float | None = None) -> bytes:
+           bpp: float | None = None, baseline: tuple[str, ...] = ()) -> bytes:
     """Encode a Pillow image to .nnc bytes (see ``encode_with_report`` for the options)."""
-    return encode_with_report(image, quality, target_size, bpp)[0]
+    return encode_with_report(image, quality, target_size, bpp, baseline=baseline)[0]
 
 
-def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode .nnc bytes to a Pillow image: mode "RGB", or "L" for a grayscale file."""
+def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: tuple[str, ...] = ()) -> Image.Image:
+    """Decode .nnc bytes to a Pillow image: mode "RGB", or "L" for a grayscale file.
+
+    ``baseline`` names stages (see STAGES) to run as their classical baseline."""
+    check_baseline(baseline)
     pixels = decode_array(data, max_pixels)
     return Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB")
 

@@ -22,6 +22,8 @@ from .upscale import apply_upscale
 from .weights import model_version
 
 QUALITY_RANGE = (1, 100)
+STAGES = ("intra", "upscale", "color", "deblock")
+LEARNED_STAGES: frozenset[str] = frozenset()  # stages with a learned version; v0.1 has none yet
 CB_WEIGHT, CR_WEIGHT = 1.086, 0.825
 LUMA_SCALE_CHOICES = (1, 2, 4)
 GRID_FACTOR_LOG2_CHOICES = (1, 2, 3)
@@ -167,6 +169,16 @@ def decode_array(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> np
     cb, cr = chroma.decode_hints(container.hint_layout, container.sections["hints"], stream,
                                  container.height, container.width)
     return apply_deblock(ycbcr_to_rgb(full_luma, cb, cr))
+
+
+def check_baseline(baseline: tuple[str, ...] | list[str] | frozenset[str]) -> frozenset[str]:
+    """The stages to run as their classical baseline; ValueError naming any unknown stage.
+
+    A stage with no learned version (all of them in v0.1) runs its baseline anyway."""
+    unknown = set(baseline) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stage {', '.join(sorted(unknown))}: choose from {', '.join(STAGES)}")
+    return frozenset(baseline)
 
 
 def psnr(reference: np.ndarray, decoded: np.ndarray) -> float:

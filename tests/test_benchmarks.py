@@ -1,0 +1,47 @@
+"""The benchmark's CI-size mode runs end to end, so the benchmark code cannot rot."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import SAMPLE_PHOTO, synthetic_rgb
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def run_module():
+    sys.path.insert(0, str(BENCHMARKS))
+    import run
+
+    yield run
+    sys.path.remove(str(BENCHMARKS))
+
+
+def test_small_benchmark_writes_results_and_resumes_from_its_cache(tmp_path, run_module, capsys):
+    images = tmp_path / "photos"
+    images.mkdir()
+    shutil.copy(SAMPLE_PHOTO, images / "a.png")
+    Image.fromarray(synthetic_rgb(300, 280)).save(images / "b.png")
+    (images / "broken.png").write_bytes(b"not an image")
+    arguments = [str(images), "--small", "--codecs", "nnc,jpeg,hevc420,webp",
+                 "--out", str(tmp_path / "results"), "--cache", str(tmp_path / "cache")]
+    run_module.main(arguments)
+    out = tmp_path / "results" / "photos-small"
+    assert "skipping broken.png" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["nnc.json", "jpeg.json", "hevc420.json", "webp.json", "summary.md", "rd_psnr.png", "rd_msssim.png"])
+    nnc = json.loads((out / "nnc.json").read_text())
+    assert len(nnc["points"]) == 2 * 3 and nnc["images"] == ["a.png", "b.png"]
+    assert all(0 < p["bpp"]["file"] < 8 and p["psnr_rgb"] > 15 and 0 < p["ms_ssim"] <= 1 for p in nnc["points"])
+    summary = (out / "summary.md").read_text()
+    assert "| nnc |" in summary and "| HEVC 4:2:0 |" in summary and "| HEIF 4:2:0 (.heic) |" in summary
+
+    run_module.main(arguments)  # every point now comes from the cache: the same numbers, timings included
+    assert json.loads((out / "nnc.json").read_text())["points"] == nnc["points"]
