@@ -28,7 +28,8 @@ setup(
     ],
     extras_require={
         "bench": ["pytorch-msssim>=1.0", "matplotlib>=3.7", "pillow-jxl-plugin>=1.2"],
-        "test": ["pytest>=7", "ruff>=0.4", "pytorch-msssim>=1.0", "matplotlib>=3.7", "pillow-jxl-plugin>=1.2"],
+        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "pytorch-msssim>=1.0", "matplotlib>=3.7",
+                 "pillow-jxl-plugin>=1.2"],
     },
     entry_points={"console_scripts": ["nnc=cli:main"]},
 )
