@@ -18,6 +18,11 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".p
                   ".gif"}
 
 
+MAX_PIXELS_OPTION = click.option(
+    "--max-pixels", type=click.IntRange(1), default=codec.format.DEFAULT_MAX_PIXELS, show_default=True,
+    help="Refuse files claiming more pixels than this (decompression-bomb guard).")
+
+
 def _write_atomically(path: Path, data: bytes | None, force: bool,
                       save: Callable[[str], None] | None = None) -> None:
     """Write ``data`` (or call ``save(temp_path)``) to a temp file beside ``path``, then move it in place.
@@ -126,11 +131,12 @@ def encode(inputs: tuple[str, ...], output: str, quality: int | None, target_siz
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--baseline", multiple=True, type=click.Choice(codec.STAGES),
               help="Run this stage as its classical baseline (repeatable); for ablations.")
-def decode(input_file: str, output: str, force: bool, baseline: tuple[str, ...]) -> None:
+@MAX_PIXELS_OPTION
+def decode(input_file: str, output: str, force: bool, baseline: tuple[str, ...], max_pixels: int) -> None:
     """Decode an .nnc file to an image."""
     target = Path(output)
     try:
-        image = codec.decode(Path(input_file).read_bytes(), baseline=baseline)
+        image = codec.decode(Path(input_file).read_bytes(), max_pixels=max_pixels, baseline=baseline)
         image_format = _format_for(target)
         _write_atomically(target, None, force, save=lambda name: image.save(name, format=image_format))
     except (codec.NncError, OSError) as error:
@@ -150,10 +156,11 @@ def _format_for(path: Path) -> str:
 
 @main.command(epilog="Example: nnc info photo.nnc")
 @click.argument("input_file", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
-def info(input_file: str) -> None:
+@MAX_PIXELS_OPTION
+def info(input_file: str, max_pixels: int) -> None:
     """Print the header, section sizes, model version and bpp of an .nnc file."""
     try:
-        fields = codec.info(Path(input_file).read_bytes())
+        fields = codec.info(Path(input_file).read_bytes(), max_pixels=max_pixels)
     except (codec.NncError, OSError) as error:
         raise _fail(error) from None
     for name, value in fields.items():

@@ -92,3 +92,47 @@ def test_decode_never_touches_the_input(workdir):
     run("decode", workdir / "a.nnc", "-o", workdir / "a.jpg")
     assert (workdir / "a.nnc").read_bytes() == before
     assert np.asarray(Image.open(workdir / "a.jpg")).shape == (32, 48, 3)
+
+
+def test_full_disk_during_encode_leaves_no_file(workdir, monkeypatch):
+    import os
+
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, descriptor, mode):
+            self.file = real_fdopen(descriptor, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            self.file.write(data[: len(data) // 2])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", FullDisk)
+    result = run("encode", workdir / "a.png", "-o", workdir / "a.nnc")
+    assert result.exit_code == 1 and result.output == "Error: [Errno 28] No space left on device\n"
+    assert sorted(p.name for p in workdir.iterdir()) == ["a.png", "b.jpg"]
+
+
+def test_unwritable_folder_is_a_one_line_error(workdir, monkeypatch):
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(workdir))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    result = run("encode", workdir / "a.png", "-o", workdir / "a.nnc")
+    assert result.exit_code == 1 and result.output.startswith("Error: [Errno 13] Permission denied")
+    assert not (workdir / "a.nnc").exists()
+
+
+def test_max_pixels_option_refuses_large_files(workdir):
+    run("encode", workdir / "a.png", "-o", workdir / "a.nnc")
+    result = run("decode", workdir / "a.nnc", "-o", workdir / "a_out.png", "--max-pixels", "100")
+    assert result.exit_code == 1 and "over the limit of 100" in result.output
+    assert run("info", workdir / "a.nnc", "--max-pixels", "100").exit_code == 1
