@@ -1,4 +1,4 @@
-"""nnc: a learned image codec for slow links. Public API: encode(), decode(), info()."""
+"""nnc: a learned image codec for slow links. Public API: encode(), decode(), info(), register_nnc_opener()."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from PIL import Image
 from . import format
 from .errors import FormatError, InputImageError, LimitError, ModelMismatchError, NncError, WeightsError
 from .image_io import image_to_pixels, open_image
+from .pillow_plugin import register_nnc_opener
 from .pipeline import LEARNED_STAGES, QUALITY_RANGE, STAGES, EncodeReport, ImageEncoder, check_baseline, decode_array
 from .weights import model_version
 
@@ -14,8 +15,8 @@ __version__ = "0.1.0"
 DEFAULT_QUALITY = 30
 
 __all__ = [
-    "encode", "encode_with_report", "decode", "info", "open_image", "__version__", "DEFAULT_QUALITY", "STAGES",
-    "LEARNED_STAGES",
+    "encode", "encode_with_report", "decode", "info", "open_image", "register_nnc_opener", "__version__",
+    "DEFAULT_QUALITY", "STAGES", "LEARNED_STAGES",
     "NncError", "FormatError", "LimitError", "ModelMismatchError", "WeightsError", "InputImageError",
 ]
 

@@ -1,0 +1,47 @@
+"""nnc through Pillow's own API."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+import codec
+from codec.pipeline import psnr
+from conftest import synthetic_rgb
+
+
+def test_open_reads_the_header_and_load_decodes(tmp_path):
+    codec.register_nnc_opener()
+    source = Image.fromarray(synthetic_rgb(30, 50))
+    (tmp_path / "x.nnc").write_bytes(codec.encode(source, quality=60))
+    with Image.open(tmp_path / "x.nnc") as image:
+        assert (image.format, image.size, image.mode) == ("NNC", (50, 30), "RGB")
+        assert image._im is None  # nothing decoded yet
+        pixels = np.asarray(image)
+    assert pixels.shape == (30, 50, 3) and psnr(np.asarray(source), pixels) > 28
+    assert np.array_equal(pixels, np.asarray(codec.decode((tmp_path / "x.nnc").read_bytes())))
+
+
+def test_save_through_pillow(tmp_path):
+    codec.register_nnc_opener()
+    source = Image.fromarray(synthetic_rgb(24, 24)[..., 0])
+    source.save(tmp_path / "low.nnc", quality=5)
+    source.save(tmp_path / "high.nnc", quality=80)
+    assert (tmp_path / "low.nnc").stat().st_size < (tmp_path / "high.nnc").stat().st_size
+    with Image.open(tmp_path / "high.nnc") as image:
+        assert image.mode == "L" and image.size == (24, 24)
+
+
+def test_non_nnc_and_corrupt_files(tmp_path):
+    codec.register_nnc_opener()
+    Image.fromarray(synthetic_rgb(8, 8)).save(tmp_path / "a.png")
+    assert Image.open(tmp_path / "a.png").format == "PNG"
+    data = codec.encode(Image.fromarray(synthetic_rgb(16, 16)), quality=50)
+    (tmp_path / "cut.nnc").write_bytes(data[:-5])
+    with Image.open(tmp_path / "cut.nnc") as image:
+        try:
+            image.load()
+        except OSError as error:
+            assert "truncated" in str(error)
+        else:
+            raise AssertionError("a truncated file must not load")
