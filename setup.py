@@ -25,11 +25,11 @@ setup(
         "construct>=2.10,<2.11",
         "click>=8.1",
         "constriction>=0.4,<0.6",
+        "pytorch-msssim>=1.0",
     ],
     extras_require={
-        "bench": ["pytorch-msssim>=1.0", "matplotlib>=3.7", "pillow-jxl-plugin>=1.2"],
-        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "pytorch-msssim>=1.0", "matplotlib>=3.7",
-                 "pillow-jxl-plugin>=1.2"],
+        "bench": ["matplotlib>=3.7", "pillow-jxl-plugin>=1.2"],
+        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "matplotlib>=3.7", "pillow-jxl-plugin>=1.2"],
     },
     entry_points={"console_scripts": ["nnc=cli:main"]},
 )

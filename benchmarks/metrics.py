@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-from pytorch_msssim import ms_ssim
 
 from codec.color import rgb_to_ycbcr
-
-MS_SSIM_MIN_SIDE = 161  # five scales of an 11-tap window need more than (11 - 1) * 2**4 pixels
-
-
-def psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
-    """PSNR in dB, peak 255, over all samples of two uint8 (or float) arrays of one shape."""
-    mse = float(np.mean((reference.astype(np.float64) - decoded.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+from codec.metrics import ms_ssim, psnr
 
 
 def quality_metrics(reference: np.ndarray, decoded: np.ndarray) -> dict:
     """psnr_rgb, psnr_y (BT.601 luma) and ms_ssim (RGB, linear 0..1; nan below 161 px) of (H, W, 3) uint8."""
-    result = {"psnr_rgb": psnr(reference, decoded),
-              "psnr_y": psnr(rgb_to_ycbcr(reference)[0], rgb_to_ycbcr(decoded)[0]),
-              "ms_ssim": float("nan")}
-    if min(reference.shape[:2]) >= MS_SSIM_MIN_SIDE:
-        as_tensor = [torch.from_numpy(np.array(a, dtype=np.float64)).permute(2, 0, 1)[None]
-                     for a in (reference, decoded)]
-        result["ms_ssim"] = float(ms_ssim(*as_tensor, data_range=255.0))
-    return result
+    return {"psnr_rgb": psnr(reference, decoded),
+            "psnr_y": psnr(rgb_to_ycbcr(reference)[0], rgb_to_ycbcr(decoded)[0]),
+            "ms_ssim": ms_ssim(reference, decoded)}
 
 
 def ms_ssim_db(value: float) -> float:

@@ -6,9 +6,17 @@ from PIL import Image
 
 from . import format
 from .errors import FormatError, InputImageError, LimitError, ModelMismatchError, NncError, WeightsError
-from .image_io import image_to_pixels, open_image
+from .image_io import image_metadata, image_to_pixels, open_image
 from .pillow_plugin import register_nnc_opener
-from .pipeline import LEARNED_STAGES, QUALITY_RANGE, STAGES, EncodeReport, ImageEncoder, check_baseline, decode_array
+from .pipeline import (
+    LEARNED_STAGES,
+    QUALITY_RANGE,
+    STAGES,
+    EncodeReport,
+    ImageEncoder,
+    check_baseline,
+    decode_file_bytes,
+)
 from .weights import model_version
 
 __version__ = "0.1.0"
@@ -23,13 +31,14 @@ __all__ = [
 
 def encode_with_report(image: Image.Image, quality: int | None = None, target_size: int | None = None,
                        bpp: float | None = None, max_pixels: int = format.DEFAULT_MAX_PIXELS,
-                       baseline: tuple[str, ...] = ()) -> tuple[bytes, EncodeReport]:
+                       baseline: tuple[str, ...] = (), strip: bool = False) -> tuple[bytes, EncodeReport]:
     """Encode a Pillow image; returns the .nnc bytes and what the encoder chose.
 
     Give at most one of: ``quality`` (1..100, default 30; higher is larger), ``target_size``
     (bytes: the best quality whose file fits) or ``bpp`` (bits per pixel: a target size of
     bpp * W * H / 8 bytes). Raises NncError if even quality 1 does not fit the target.
-    ``baseline`` names stages (see STAGES) to run as their classical baseline.
+    ``baseline`` names stages (see STAGES) to run as their classical baseline. The ICC profile
+    and Exif block are kept (each up to 64 KiB) unless ``strip``.
     """
     check_baseline(baseline)
     if sum(option is not None for option in (quality, target_size, bpp)) > 1:
@@ -38,7 +47,7 @@ def encode_with_report(image: Image.Image, quality: int | None = None, target_si
     height, width = pixels.shape[:2]
     if width * height > max_pixels:
         raise LimitError(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")
-    encoder = ImageEncoder(pixels)
+    encoder = ImageEncoder(pixels, *((b"", b"") if strip else image_metadata(image)))
     if bpp is not None:
         target_size = int(bpp * width * height / 8)
     if target_size is None:
@@ -63,18 +72,29 @@ def _largest_fitting(encoder: ImageEncoder, target_size: int) -> tuple[bytes, En
 
 
 def encode(image: Image.Image, quality: int | None = None, target_size: int | None = None,
-           bpp: float | None = None, baseline: tuple[str, ...] = ()) -> bytes:
+           bpp: float | None = None, baseline: tuple[str, ...] = (), strip: bool = False) -> bytes:
     """Encode a Pillow image to .nnc bytes (see ``encode_with_report`` for the options)."""
-    return encode_with_report(image, quality, target_size, bpp, baseline=baseline)[0]
+    return encode_with_report(image, quality, target_size, bpp, baseline=baseline, strip=strip)[0]
 
 
-def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: tuple[str, ...] = ()) -> Image.Image:
+def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: tuple[str, ...] = (),
+           partial: bool = False) -> Image.Image:
     """Decode .nnc bytes to a Pillow image: mode "RGB", or "L" for a grayscale file.
 
-    ``baseline`` names stages (see STAGES) to run as their classical baseline."""
+    The kept ICC profile and Exif block are in ``image.info`` ("icc_profile", "exif"). With
+    ``partial``, a file cut short after its luma section decodes to its grayscale image, with
+    ``image.info["nnc_partial"]`` True. ``baseline`` names stages to run as their classical baseline.
+    """
     check_baseline(baseline)
-    pixels = decode_array(data, max_pixels)
-    return Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB")
+    decoded = decode_file_bytes(data, max_pixels, partial)
+    image = Image.fromarray(decoded.pixels, mode="L" if decoded.pixels.ndim == 2 else "RGB")
+    if decoded.icc_profile:
+        image.info["icc_profile"] = decoded.icc_profile
+    if decoded.exif:
+        image.info["exif"] = decoded.exif
+    if decoded.partial:
+        image.info["nnc_partial"] = True
+    return image
 
 
 def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:

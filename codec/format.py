@@ -33,7 +33,7 @@ from .errors import FormatError, LimitError
 
 MAGIC = b"NNC"
 FORMAT_VERSION_MAJOR = 0
-FORMAT_VERSION_MINOR = 1
+FORMAT_VERSION_MINOR = 2
 TILE_SIDE = 2048
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS
 
@@ -58,7 +58,7 @@ Header = Struct(
 )
 
 # spec 3.2 Section
-SECTION_TAGS = {"luma": 1, "hints": 2}
+SECTION_TAGS = {"luma": 1, "hints": 2, "metadata": 3}
 SECTION_TAG_NAMES = {code: name for name, code in SECTION_TAGS.items()}
 Section = Struct(
     "tag" / Enum(Int8ub, **SECTION_TAGS) * "section type; decoders skip unknown tags",
@@ -71,7 +71,7 @@ _SectionHeadRaw = Struct("tag" / Int8ub, *Section.subcons[1:3])  # any tag, so u
 MAX_HEADER_SIZE = len(MAGIC) + 1 + 4 + 10 + 10 + 1  # VarInts take at most 10 bytes
 MAX_SECTION_PREFIX_SIZE = 1 + 10 + 4
 
-# spec 5.1 HEVC plane (luma stream, grid hints)
+# spec 5.2 HevcPicture, 5.1 HevcPlane (luma stream, grid hints)
 HevcPicture = Struct(
     "parameter_sets" / Prefixed(VarInt, GreedyBytes) * "VPS, SPS, PPS as a NalUnits, raw DEFLATE with the "
                                                        "preset dictionary of spec 5.1.1",
@@ -84,7 +84,7 @@ NalUnits = PrefixedArray(VarInt, Prefixed(VarInt, GreedyBytes))
 NAL_TYPE_VPS, NAL_TYPE_PPS = 32, 34
 MAX_PARAMETER_SETS_SIZE = 4096  # bytes, inflated: bounds the work a hostile file can ask for
 
-# spec 5.1.1 Preset dictionary: x265's parameter sets for pictures of common sizes, as NalUnits
+# spec 5.3 Parameter-set dictionary: x265's parameter sets for pictures of common sizes, as NalUnits
 PARAMETER_SET_DICTIONARY = bytes.fromhex(
     "031740010c01ffff0408000003009ff8000003000096ba0240294201010408000003009ff8000003000096c004008008"
     "0165ba924a6b9b020000030032000003000210064401c1718312031740010c01ffff0408000003009ff8000003000096"
@@ -110,7 +110,7 @@ PARAMETER_SET_DICTIONARY = bytes.fromhex(
     "12"
 )
 
-# spec 5.2 Segment hints
+# spec 5.4 SegmentHints
 SegmentHints = Struct(
     "segment_step" / Int8ub * "seed spacing of the segmentation, in luma-stream pixels, >= 2",
     "quant_step" / Int8ub * "quantisation step of hint values, >= 1",
@@ -120,11 +120,18 @@ SegmentHints = Struct(
     "coded" / GreedyBytes * "range-coder words, little-endian, trailing zero bytes dropped",
 )
 
-# spec 5.3 Grid hints
+# spec 5.5 GridHints
 GridHints = Struct(
     "factor_log2" / Int8ub * "chroma thumbnail downsampling: factor 2**factor_log2, 1..3",
     "thumbnail" / GreedyBytes * "HevcPlane of Cb | Cr side by side",
 )
+
+# spec 5.6 Metadata (the metadata section's payload is this struct, raw-DEFLATE compressed)
+Metadata = Struct(
+    "icc_profile" / Prefixed(VarInt, GreedyBytes) * "ICC profile of the source image, or empty",
+    "exif" / Prefixed(VarInt, GreedyBytes) * "Exif block of the source image (orientation reset to 1), or empty",
+)
+MAX_METADATA_SIZE = 1 << 18  # bytes, inflated
 
 
 @dataclass
@@ -140,6 +147,7 @@ class Container:
     sections: dict[str, bytes] = field(default_factory=dict)
     format_version: tuple[int, int] = (FORMAT_VERSION_MAJOR, FORMAT_VERSION_MINOR)
     section_sizes: dict[str, int] = field(default_factory=dict)  # bytes on disk, headers included
+    truncated: bool = False  # parsed with partial=True and the file was cut short
 
 
 def _scale_name(scale: int) -> str:
@@ -158,7 +166,7 @@ def build_container(container: Container) -> bytes:
     })
     pieces = [header]
     unprotected = header  # bytes since the previous section's payload: the CRC covers them too
-    for tag in ("luma", "hints"):
+    for tag in SECTION_TAGS:
         if tag not in container.sections:
             continue
         payload = container.sections[tag]
@@ -206,10 +214,11 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Con
     return container, stream.tell()
 
 
-def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
+def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, partial: bool = False) -> Container:
     """Parse .nnc bytes: header, then sections, each length-checked against the file and CRC-checked.
 
-    Unknown section tags are skipped. Raises FormatError naming the field and offset on any defect.
+    Unknown section tags are skipped. Raises FormatError naming the field and offset on any defect;
+    with ``partial``, a file cut short keeps the sections before the cut (``truncated`` is set).
     """
     container, offset = parse_header(data, max_pixels)
     unprotected_start = 0
@@ -219,9 +228,15 @@ def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Contai
         try:
             prefix = _SectionHeadRaw.parse_stream(stream)
         except ConstructError:
+            if partial:
+                container.truncated = True
+                break
             raise FormatError(f"file is truncated in the section header at offset {start}") from None
         offset += stream.tell()
         if offset + prefix.length > len(data):
+            if partial:
+                container.truncated = True
+                break
             raise FormatError(f"file is truncated: section at offset {start} claims {prefix.length} bytes, "
                               f"{len(data) - offset} remain")
         payload = data[offset:offset + prefix.length]
@@ -248,6 +263,30 @@ def parse_payload(struct: Struct, payload: bytes, what: str) -> ParsedStruct:
         return struct.parse(payload)
     except ConstructError as error:
         raise FormatError(f"bad {what} payload: {_construct_message(error)}") from None
+
+
+def build_metadata(icc_profile: bytes, exif: bytes) -> bytes:
+    """The metadata section payload (spec 5.6): raw DEFLATE of a Metadata struct."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return deflate.compress(Metadata.build({"icc_profile": icc_profile, "exif": exif})) + deflate.flush()
+
+
+def parse_metadata(payload: bytes) -> tuple[bytes, bytes]:
+    """(icc_profile, exif) of a metadata section payload; FormatError on any defect."""
+    metadata = parse_payload(Metadata, _inflate(payload, MAX_METADATA_SIZE, None, "metadata"), "metadata")
+    return bytes(metadata.icc_profile), bytes(metadata.exif)
+
+
+def _inflate(data: bytes, limit: int, dictionary: bytes | None, what: str) -> bytes:
+    """Inflate raw DEFLATE ``data`` to at most ``limit`` bytes; FormatError if it is broken or longer."""
+    inflate = zlib.decompressobj(-15, zdict=dictionary) if dictionary else zlib.decompressobj(-15)
+    try:
+        inflated = inflate.decompress(data, limit)
+    except zlib.error:
+        raise FormatError(f"bad {what} payload: does not inflate") from None
+    if not inflate.eof or inflate.unconsumed_tail:
+        raise FormatError(f"bad {what} payload: cut short or too long")
+    return inflated
 
 
 def nal_unit_type(nal_unit: bytes) -> int:
@@ -277,13 +316,8 @@ def hevc_plane_tiles(payload: bytes, what: str) -> list[list[bytes]]:
     """Per-tile NAL unit lists (parameter sets first) from HevcPlane bytes; FormatError on any defect."""
     tiles = []
     for picture in parse_payload(HevcPlane, payload, what).tiles:
-        inflate = zlib.decompressobj(-15, zdict=PARAMETER_SET_DICTIONARY)
-        try:
-            parameter_sets = inflate.decompress(bytes(picture.parameter_sets), MAX_PARAMETER_SETS_SIZE)
-        except zlib.error:
-            raise FormatError(f"bad {what} payload: parameter sets do not inflate") from None
-        if not inflate.eof or inflate.unconsumed_tail:
-            raise FormatError(f"bad {what} payload: parameter sets are cut short or too long")
+        parameter_sets = _inflate(bytes(picture.parameter_sets), MAX_PARAMETER_SETS_SIZE, PARAMETER_SET_DICTIONARY,
+                                  f"{what} parameter sets")
         nal_units = [bytes(n) for n in parse_payload(NalUnits, parameter_sets, what)]
         tiles.append(nal_units + [bytes(n) for n in picture.slices])
     return tiles

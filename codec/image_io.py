@@ -9,6 +9,8 @@ from PIL import Image, ImageOps
 
 from .errors import InputImageError
 
+METADATA_ITEM_CAP = 64 * 1024  # bytes: a larger ICC profile or Exif block is dropped, with a warning
+_ORIENTATION = 0x0112
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 
@@ -44,3 +46,21 @@ def image_to_pixels(image: Image.Image) -> np.ndarray:
     if np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 1], pixels[..., 2]):
         return np.ascontiguousarray(pixels[..., 0])
     return pixels
+
+
+def image_metadata(image: Image.Image) -> tuple[bytes, bytes]:
+    """(icc_profile, exif) of an image, empty where absent or over METADATA_ITEM_CAP bytes.
+
+    The Exif orientation is reset to 1, since ``image_to_pixels`` applies it to the pixels."""
+    icc_profile = image.info.get("icc_profile") or b""
+    exif = image.getexif()
+    if _ORIENTATION in exif:
+        exif[_ORIENTATION] = 1
+    exif_bytes = exif.tobytes() if len(exif) else b""
+    kept = []
+    for name, item in (("ICC profile", icc_profile), ("Exif block", exif_bytes)):
+        if len(item) > METADATA_ITEM_CAP:
+            warnings.warn(f"{name} of {len(item)} bytes is over {METADATA_ITEM_CAP} bytes: not kept", stacklevel=3)
+            item = b""
+        kept.append(item)
+    return kept[0], kept[1]

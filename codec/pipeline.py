@@ -17,6 +17,7 @@ from . import chroma, format, luma
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
 from .deblock import apply_deblock
 from .errors import FormatError, ModelMismatchError
+from .metrics import psnr
 from .segmentation import segment_luma
 from .upscale import apply_upscale
 from .weights import model_version
@@ -74,9 +75,11 @@ class ImageEncoder:
     """Encodes one image at any quality; remembers coded candidates, so a search over quality
     (``--target-size``) codes each (scale, x265 quality) or hint option once."""
 
-    def __init__(self, pixels: np.ndarray) -> None:
-        """pixels: (H, W, 3) uint8 RGB, or (H, W) uint8 grayscale (stored without hints)."""
+    def __init__(self, pixels: np.ndarray, icc_profile: bytes = b"", exif: bytes = b"") -> None:
+        """pixels: (H, W, 3) uint8 RGB, or (H, W) uint8 grayscale (stored without hints).
+        icc_profile, exif: metadata to keep in the file (empty: none)."""
         self.pixels = pixels
+        self.metadata = format.build_metadata(icc_profile, exif) if icc_profile or exif else b""
         self.height, self.width = pixels.shape[:2]
         self.is_gray = pixels.ndim == 2
         if self.is_gray:
@@ -138,6 +141,8 @@ class ImageEncoder:
         if not self.is_gray:
             hints = min(self._hint_candidates(quality, luma_choice), key=lambda c: self._chroma_cost(c, lam))
             sections["hints"] = hints.payload
+        if self.metadata:
+            sections["metadata"] = self.metadata
         container = format.Container(
             width=self.width, height=self.height, model_version=model_version(),
             luma_scale=luma_choice.scale, luma_codec="hevc",
@@ -151,24 +156,44 @@ class ImageEncoder:
         return data, report
 
 
-def decode_array(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode .nnc bytes to (H, W, 3) uint8 RGB, or (H, W) uint8 for a grayscale file."""
-    container = format.parse_container(data, max_pixels)
+@dataclass
+class Decoded:
+    """A decoded file: pixels, (H, W, 3) uint8 RGB or (H, W) uint8 gray, and what came with them."""
+
+    pixels: np.ndarray
+    icc_profile: bytes = b""
+    exif: bytes = b""
+    partial: bool = False  # the file was cut short: its color hints (or metadata) are missing
+
+
+def decode_file_bytes(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, partial: bool = False) -> Decoded:
+    """Decode .nnc bytes. With ``partial``, a file cut short after its luma section gives the
+    grayscale image (``Decoded.partial`` set) instead of an error."""
+    container = format.parse_container(data, max_pixels, partial)
     if container.model_version != model_version():
         raise ModelMismatchError(f"file needs model version {container.model_version.hex()}, "
                                  f"this nnc has {model_version().hex()}: install the matching nnc")
     if "luma" not in container.sections:
-        raise FormatError("file is truncated: no luma section")
+        raise FormatError("file is truncated: no complete luma section")
     stream = luma.decode_luma(container.sections["luma"], container.luma_codec, container.luma_scale,
                               container.height, container.width)
     full_luma = apply_upscale(stream, container.height, container.width)
+    icc_profile, exif = (format.parse_metadata(container.sections["metadata"]) if "metadata" in container.sections
+                         else (b"", b""))
     if container.hint_layout == "none":
-        return full_luma
+        return Decoded(full_luma, icc_profile, exif, container.truncated)
     if "hints" not in container.sections:
+        if container.truncated:
+            return Decoded(full_luma, partial=True)
         raise FormatError("file is truncated: no color hints section")
     cb, cr = chroma.decode_hints(container.hint_layout, container.sections["hints"], stream,
                                  container.height, container.width)
-    return apply_deblock(ycbcr_to_rgb(full_luma, cb, cr))
+    return Decoded(apply_deblock(ycbcr_to_rgb(full_luma, cb, cr)), icc_profile, exif, container.truncated)
+
+
+def decode_array(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode .nnc bytes to (H, W, 3) uint8 RGB, or (H, W) uint8 for a grayscale file."""
+    return decode_file_bytes(data, max_pixels).pixels
 
 
 def check_baseline(baseline: tuple[str, ...] | list[str] | frozenset[str]) -> frozenset[str]:
@@ -179,9 +204,3 @@ def check_baseline(baseline: tuple[str, ...] | list[str] | frozenset[str]) -> fr
     if unknown:
         raise ValueError(f"unknown stage {', '.join(sorted(unknown))}: choose from {', '.join(STAGES)}")
     return frozenset(baseline)
-
-
-def psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
-    """PSNR in dB (peak 255) between two uint8 arrays of one shape; inf when identical."""
-    mse = float(np.mean((reference.astype(np.float64) - decoded) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)

@@ -19,7 +19,7 @@ def code_block_after(heading: str) -> str:
     return SPEC.split(heading, 1)[1].split("```", 2)[1]
 STRUCTS = {"3.1 Header": format.Header, "3.2 Section": format.Section, "5.1 HevcPlane": format.HevcPlane,
            "5.2 HevcPicture": format.HevcPicture, "5.4 SegmentHints": format.SegmentHints,
-           "5.5 GridHints": format.GridHints}
+           "5.5 GridHints": format.GridHints, "5.6 Metadata": format.Metadata}
 
 
 def spec_table(heading: str) -> list[list[str]]:

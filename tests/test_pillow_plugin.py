@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 import codec
-from codec.pipeline import psnr
+from codec.metrics import psnr
 from conftest import synthetic_rgb
 
 

@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 import codec
-from codec.pipeline import ImageEncoder, psnr
+from codec.metrics import psnr
+from codec.pipeline import ImageEncoder
 from conftest import synthetic_rgb
 
 
@@ -100,3 +101,39 @@ def test_segments_layout_round_trips(photo):
 def test_too_many_pixels_is_refused_before_encoding():
     with pytest.raises(codec.LimitError):
         codec.encode_with_report(Image.new("RGB", (300, 300)), max_pixels=10_000)
+
+
+def test_icc_and_exif_are_kept_unless_stripped():
+    image = Image.fromarray(synthetic_rgb(20, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "TestCam"
+    image.info["icc_profile"] = b"fake icc profile " * 40
+    image.readonly = 0
+    image.getexif().update(exif)
+    decoded = codec.decode(codec.encode(image, quality=40))
+    assert decoded.info["icc_profile"] == image.info["icc_profile"]
+    kept = Image.Exif()
+    kept.load(decoded.info["exif"])
+    assert kept[0x010F] == "TestCam" and kept[0x0112] == 1  # pixels are stored upright
+    assert "icc_profile" not in codec.decode(codec.encode(image, quality=40, strip=True)).info
+
+
+def test_huge_exif_is_dropped_with_a_warning():
+    image = Image.fromarray(synthetic_rgb(8, 8))
+    image.getexif()[0x010E] = "x" * 70_000  # ImageDescription
+    with pytest.warns(UserWarning, match="Exif block"):
+        data = codec.encode(image, quality=40)
+    assert "exif" not in codec.decode(data).info and len(data) < 2000
+
+
+def test_partial_decode_of_a_file_cut_after_its_luma():
+    from codec import format
+
+    data = codec.encode(Image.fromarray(synthetic_rgb(40, 40)), quality=50)
+    cut = data[: len(data) - format.parse_container(data).section_sizes["hints"] + 3]
+    with pytest.raises(codec.FormatError, match="truncated"):
+        codec.decode(cut)
+    partial = codec.decode(cut, partial=True)
+    assert partial.mode == "L" and partial.info["nnc_partial"] and partial.size == (40, 40)
+    assert "nnc_partial" not in codec.decode(data, partial=True).info

@@ -1,0 +1,27 @@
+"""Image quality metrics: PSNR and MS-SSIM, on uint8 images."""
+
+from __future__ import annotations
+
+import numpy as np
+
+MS_SSIM_MIN_SIDE = 161  # five scales of an 11-tap window need more than (11 - 1) * 2**4 pixels
+
+
+def psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
+    """PSNR in dB (peak 255) over all samples of two arrays of one shape; inf when identical."""
+    mse = float(np.mean((reference.astype(np.float64) - decoded.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
+    """MS-SSIM (0..1) of two (H, W, 3) or (H, W) uint8 images; nan when a side is under 161 px."""
+    if min(reference.shape[:2]) < MS_SSIM_MIN_SIDE:
+        return float("nan")
+    import torch
+    from pytorch_msssim import ms_ssim as pytorch_ms_ssim
+
+    def as_tensor(pixels: np.ndarray) -> torch.Tensor:
+        planes = pixels[..., None] if pixels.ndim == 2 else pixels
+        return torch.from_numpy(np.array(planes, dtype=np.float64)).permute(2, 0, 1)[None]
+
+    return float(pytorch_ms_ssim(as_tensor(reference), as_tensor(decoded), data_range=255.0))
