@@ -29,7 +29,9 @@ setup(
     ],
     extras_require={
         "bench": ["matplotlib>=3.7", "pillow-jxl-plugin>=1.2"],
-        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "matplotlib>=3.7", "pillow-jxl-plugin>=1.2"],
+        "cluster": ["distributed>=2024.1"],
+        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "matplotlib>=3.7", "pillow-jxl-plugin>=1.2",
+                 "distributed>=2024.1"],
     },
     entry_points={"console_scripts": ["nnc=cli:main"]},
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from PIL import Image
 
 from . import format
@@ -23,7 +24,7 @@ __version__ = "0.1.0"
 DEFAULT_QUALITY = 30
 
 __all__ = [
-    "encode", "encode_with_report", "decode", "info", "open_image", "register_nnc_opener", "__version__",
+    "encode", "encode_with_report", "decode", "info", "compare", "open_image", "register_nnc_opener", "__version__",
     "DEFAULT_QUALITY", "STAGES", "LEARNED_STAGES",
     "NncError", "FormatError", "LimitError", "ModelMismatchError", "WeightsError", "InputImageError",
 ]
@@ -113,3 +114,20 @@ def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
         "bpp": 8 * len(data) / (container.width * container.height),
         "sections": dict(container.section_sizes),
     }
+
+
+def compare(source: Image.Image, data: bytes) -> dict:
+    """bytes, bpp, psnr (over all samples), psnr_y and ms_ssim (nan under 161 px) of .nnc bytes
+    against their source image. NncError if the sizes differ."""
+    from .color import rgb_to_ycbcr
+    from .metrics import ms_ssim, psnr
+
+    reference, decoded = image_to_pixels(source), decode_file_bytes(data).pixels
+    if reference.shape[:2] != decoded.shape[:2]:
+        raise NncError(f"the source is {reference.shape[1]}x{reference.shape[0]}, "
+                       f"the .nnc file {decoded.shape[1]}x{decoded.shape[0]}")
+    if reference.ndim != decoded.ndim:  # one side gray: compare in RGB
+        reference, decoded = (np.stack([p] * 3, axis=-1) if p.ndim == 2 else p for p in (reference, decoded))
+    lumas = [p if p.ndim == 2 else rgb_to_ycbcr(p)[0] for p in (reference, decoded)]
+    return {"bytes": len(data), "bpp": 8 * len(data) / (reference.shape[0] * reference.shape[1]),
+            "psnr": psnr(reference, decoded), "psnr_y": psnr(*lumas), "ms_ssim": ms_ssim(reference, decoded)}

@@ -136,3 +136,73 @@ def test_max_pixels_option_refuses_large_files(workdir):
     result = run("decode", workdir / "a.nnc", "-o", workdir / "a_out.png", "--max-pixels", "100")
     assert result.exit_code == 1 and "over the limit of 100" in result.output
     assert run("info", workdir / "a.nnc", "--max-pixels", "100").exit_code == 1
+
+
+def test_batch_keeps_the_tree_resumes_and_reports_failures(workdir):
+    (workdir / "sub").mkdir()
+    Image.fromarray(synthetic_rgb(16, 24, seed=5)).save(workdir / "sub" / "c.png")
+    (workdir / "sub" / "broken.png").write_bytes(b"not a png")
+    result = run("encode", workdir, "-o", workdir / "out", "-q", "30", "--jobs", "2")
+    assert result.exit_code == 1 and "1 of 4 files failed" in result.output
+    assert "Error: " in result.output and "broken.png" in result.output
+    assert sorted(str(p.relative_to(workdir / "out")) for p in (workdir / "out").rglob("*.nnc")) == [
+        "a.nnc", "b.nnc", "sub/c.nnc"]
+    again = run("encode", workdir, "-o", workdir / "out", "-q", "30")
+    assert "0 done, 3 skipped" in again.output  # an interrupted batch resumes where it stopped
+    decoded = run("decode", workdir / "out", "-o", workdir / "png", "--jobs", "2")
+    assert decoded.exit_code == 0, decoded.output
+    assert sorted(str(p.relative_to(workdir / "png")) for p in (workdir / "png").rglob("*.png")) == [
+        "a.png", "b.png", "sub/c.png"]
+
+
+def test_partial_decode_on_the_command_line(workdir):
+    from codec import format
+
+    run("encode", workdir / "a.png", "-o", workdir / "a.nnc", "-q", "60")
+    data = (workdir / "a.nnc").read_bytes()
+    (workdir / "cut.nnc").write_bytes(data[: len(data) - format.parse_container(data).section_sizes["hints"] + 2])
+    assert run("decode", workdir / "cut.nnc", "-o", workdir / "cut.png").exit_code == 1
+    result = run("decode", workdir / "cut.nnc", "-o", workdir / "cut.png", "--partial")
+    assert result.exit_code == 0 and "partial file: grayscale" in result.output
+    assert Image.open(workdir / "cut.png").mode == "L"
+
+
+def test_compare_prints_quality_of_a_file(workdir):
+    Image.fromarray(synthetic_rgb(200, 180)).save(workdir / "big.png")
+    run("encode", workdir / "big.png", "-o", workdir / "big.nnc", "-q", "50")
+    result = run("compare", workdir / "big.png", workdir / "big.nnc")
+    assert result.exit_code == 0 and "bpp" in result.output and "MS-SSIM 0.9" in result.output
+    assert run("compare", workdir / "a.png", workdir / "big.nnc").exit_code == 1
+
+
+def test_metadata_written_back_unless_stripped(workdir):
+    image = Image.fromarray(synthetic_rgb(12, 12))
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    image.save(workdir / "m.jpg", exif=exif, icc_profile=b"icc" * 50, quality=95)
+    run("encode", workdir / "m.jpg", "-o", workdir / "m.nnc")
+    run("decode", workdir / "m.nnc", "-o", workdir / "m_out.jpg")
+    with Image.open(workdir / "m_out.jpg") as decoded:
+        assert decoded.info.get("icc_profile") == b"icc" * 50 and decoded.getexif()[0x010F] == "TestCam"
+    run("encode", workdir / "m.jpg", "-o", workdir / "s.nnc", "--strip")
+    run("decode", workdir / "s.nnc", "-o", workdir / "s_out.png")
+    with Image.open(workdir / "s_out.png") as decoded:
+        assert "icc_profile" not in decoded.info and not decoded.getexif()
+
+
+def test_dask_cluster_gives_the_same_files(workdir):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        result = run("encode", workdir, "-o", workdir / "on_cluster", "-q", "25", "--cluster", address)
+    assert result.exit_code == 0, result.output
+    run("encode", workdir, "-o", workdir / "local", "-q", "25")
+    for name in ("a.nnc", "b.nnc"):
+        assert (workdir / "on_cluster" / name).read_bytes() == (workdir / "local" / name).read_bytes()
+
+
+def test_unreachable_cluster_is_a_one_line_error(workdir):
+    pytest.importorskip("distributed")
+    result = run("encode", workdir, "-o", workdir / "out", "--cluster", "tcp://127.0.0.1:9")
+    assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith("Error: cannot reach")
