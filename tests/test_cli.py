@@ -206,3 +206,9 @@ def test_unreachable_cluster_is_a_one_line_error(workdir):
     pytest.importorskip("distributed")
     result = run("encode", workdir, "-o", workdir / "out", "--cluster", "tcp://127.0.0.1:9")
     assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith("Error: cannot reach")
+
+
+@pytest.mark.parametrize("command", [[], ["encode"], ["decode"], ["info"], ["compare"]])
+def test_every_help_shows_an_example(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0 and "Example: nnc" in result.output
