@@ -21,13 +21,12 @@ from .segmentation import Segmentation, segment_luma
 
 @dataclass
 class HintCandidate:
-    """One way to code the chroma: its layout, coding parameters, payload and decoded result."""
+    """One way to code the chroma: layout, coding parameters, payload, and the error it leaves."""
 
     layout: str
     params: dict
     payload: bytes
-    cb: np.ndarray  # (H, W) uint8, as the decoder will colorize it
-    cr: np.ndarray
+    squared_errors: tuple[float, float]  # sums over the image of (Cb - decoded Cb)**2, same for Cr
 
     @property
     def bits(self) -> int:
@@ -105,7 +104,11 @@ def encode_segment_hints(cb: np.ndarray, cr: np.ndarray, luma_stream: np.ndarray
         "coded": entropy.encode_residuals(streams, radius),
     })
     return HintCandidate("segments", {"segment_step": segment_step, "quant_step": quant_step,
-                                      "hints": segmentation.count}, payload, *decoded)
+                                      "hints": segmentation.count}, payload, _squared_errors((cb, cr), decoded))
+
+
+def _squared_errors(planes: tuple[np.ndarray, np.ndarray], decoded: tuple[np.ndarray, np.ndarray]) -> tuple:
+    return tuple(float(np.sum((plane - result) ** 2)) for plane, result in zip(planes, decoded))
 
 
 def _fill(values: np.ndarray, labels: np.ndarray, quant_step: int, height: int, width: int) -> np.ndarray:
@@ -144,7 +147,8 @@ def encode_grid_hints(cb: np.ndarray, cr: np.ndarray, factor_log2: int, quality:
     tiles = hevc.encode_plane(thumbnail, quality)
     payload = format.GridHints.build({"factor_log2": factor_log2, "thumbnail": format.build_hevc_plane(tiles)})
     decoded = _colorize_grid(hevc.decode_plane(tiles, thumb_height, 2 * thumb_width), height, width)
-    return HintCandidate("grid", {"factor": 1 << factor_log2, "quality": quality}, payload, *decoded)
+    return HintCandidate("grid", {"factor": 1 << factor_log2, "quality": quality}, payload,
+                         _squared_errors((cb, cr), decoded))
 
 
 def _colorize_grid(thumbnail: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,13 +14,13 @@ from .upscale import apply_upscale
 
 @dataclass
 class LumaCandidate:
-    """The luma coded one way: scale, x265 quality, payload, and what the decoder will rebuild."""
+    """The luma coded one way: scale, x265 quality, payload, the decoded stream and its error."""
 
     scale: int
     quality: int
     payload: bytes
     stream: np.ndarray  # (h, w) uint8, the decoded luma stream
-    luma: np.ndarray  # (H, W) uint8, the stream upscaled to full size
+    squared_error: float  # sum over the full-size image of (luma - decoded, upscaled luma)**2
 
     @property
     def bits(self) -> int:
@@ -39,8 +39,8 @@ def encode_luma(luma: np.ndarray, scale: int, quality: int) -> LumaCandidate:
     stream = to_uint8(luma if scale == 1 else downsample(luma, low_height, low_width))
     tiles = hevc.encode_plane(stream, quality)
     decoded = hevc.decode_plane(tiles, low_height, low_width)
-    return LumaCandidate(scale, quality, format.build_hevc_plane(tiles), decoded,
-                         apply_upscale(decoded, height, width))
+    error = float(np.sum((luma - apply_upscale(decoded, height, width)) ** 2))
+    return LumaCandidate(scale, quality, format.build_hevc_plane(tiles), decoded, error)
 
 
 def decode_luma(payload: bytes, codec: str, scale: int, height: int, width: int) -> np.ndarray:

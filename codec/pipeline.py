@@ -101,7 +101,7 @@ class ImageEncoder:
         candidates = [self._luma(scale, x265_quality)
                       for scale in LUMA_SCALE_CHOICES if min(self.height, self.width) >= scale
                       for x265_quality in _x265_qualities(quality, scale.bit_length() - 1, self.large)]
-        return min(candidates, key=lambda c: float(np.sum((self.luma_plane - c.luma) ** 2)) + lam * c.bits)
+        return min(candidates, key=lambda c: c.squared_error + lam * c.bits)
 
     def _hint_candidates(self, quality: int, luma_choice: luma.LumaCandidate) -> list[chroma.HintCandidate]:
         candidates = []
@@ -127,8 +127,8 @@ class ImageEncoder:
         return candidates
 
     def _chroma_cost(self, candidate: chroma.HintCandidate, lam: float) -> float:
-        return (CB_WEIGHT * float(np.sum((self.cb - candidate.cb) ** 2))
-                + CR_WEIGHT * float(np.sum((self.cr - candidate.cr) ** 2)) + lam * candidate.bits)
+        cb_error, cr_error = candidate.squared_errors
+        return CB_WEIGHT * cb_error + CR_WEIGHT * cr_error + lam * candidate.bits
 
     def encode(self, quality: int) -> tuple[bytes, EncodeReport]:
         """The .nnc bytes of the image at ``quality`` (1..100), and what was chosen."""
