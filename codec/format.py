@@ -23,6 +23,7 @@ from construct import (
     Int32ub,
     Prefixed,
     PrefixedArray,
+    StreamError,
     Struct,
     VarInt,
     this,
@@ -254,7 +255,12 @@ def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, partial: 
 
 
 def _construct_message(error: ConstructError) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    """'field NAME: what is wrong', from construct's error (whose path reads '(parsing) -> a -> b')."""
+    field_name = (error.path or "").split(" -> ")[-1].strip() or "?"
+    if isinstance(error, StreamError):
+        return f"cut short in field '{field_name}'"
+    details = [line for line in str(error).splitlines() if line and not line.startswith("Error in path")]
+    return f"field '{field_name}': {details[-1] if details else type(error).__name__}"
 
 
 def parse_payload(struct: Struct, payload: bytes, what: str) -> ParsedStruct:
