@@ -15,7 +15,7 @@ import pillow_heif
 from PIL import Image, features
 
 import codec
-from codec.hevc import nal_units_of_heif
+from codec.hevc import X265_PARAMS, nal_units_of_heif
 
 
 @dataclass
@@ -61,10 +61,11 @@ def _pillow_codec(image_format: str, **options: object) -> Callable[[Image.Image
     return code
 
 
-def _heif(chroma: int) -> Callable[[Image.Image, int], Coded]:
+def _heif(chroma: int, enc_params: dict | None = None) -> Callable[[Image.Image, int], Coded]:
     def code(image: Image.Image, quality: int) -> Coded:
         buffer = io.BytesIO()
-        _, encode_s = _timed(lambda: pillow_heif.from_pillow(image).save(buffer, quality=quality, chroma=chroma))
+        _, encode_s = _timed(lambda: pillow_heif.from_pillow(image).save(buffer, quality=quality, chroma=chroma,
+                                                                          enc_params=enc_params or {}))
         data = buffer.getvalue()
         decoded, decode_s = _timed(
             lambda: np.asarray(pillow_heif.open_heif(io.BytesIO(data)).to_pillow().convert("RGB")))
@@ -87,6 +88,7 @@ def nnc_coder(baseline: tuple[str, ...] = ()) -> Callable[[Image.Image, int], Co
 
 def nnc_peak_memory_mb(image_path: str, quality: int, crop: int | None) -> float:
     """Peak resident memory (MB) of a fresh process that encodes and decodes one image with nnc."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child would report its parent's peak.
     script = (
         "import resource, sys, codec\n"
         "from PIL import Image\n"
@@ -94,7 +96,10 @@ def nnc_peak_memory_mb(image_path: str, quality: int, crop: int | None) -> float
         "crop = int(sys.argv[3])\n"
         "image = image.crop((0, 0, min(crop, image.width), min(crop, image.height))) if crop else image\n"
         "codec.decode(codec.encode(image, quality=int(sys.argv[2])))\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "status = open('/proc/self/status').read() if sys.platform == 'linux' else ''\n"
+        "lines = [line for line in status.splitlines() if line.startswith('VmHWM:')]\n"
+        "peak_kb = int(lines[0].split()[1]) if lines else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(peak_kb / 1024)\n"
     )
     output = subprocess.run([sys.executable, "-c", script, image_path, str(quality), str(crop or 0)],
                             check=True, capture_output=True, text=True).stdout
@@ -125,6 +130,10 @@ def all_codecs() -> list[CodecUnderTest]:
         CodecUnderTest("hevc420", [1, 10, 20, 30, 40, 50, 60, 70], _heif(420),
                        {"bitstream": "HEVC 4:2:0", "file": "HEIF 4:2:0 (.heic)"},
                        "pillow-heif x265 defaults, 4:2:0; bitstream = NAL units without the HEIF container"),
+        CodecUnderTest("hevc420-psnr", [1, 10, 20, 30, 40, 50, 60, 70], _heif(420, X265_PARAMS),
+                       {"bitstream": "HEVC 4:2:0, nnc's x265 settings"},
+                       "pillow-heif 4:2:0 with the x265 settings nnc uses (psy-rd 0, psy-rdoq 0, aq-mode 0): "
+                       "the part of nnc's gain that is x265 tuning"),
         CodecUnderTest("hevc444", [1, 10, 20, 30, 40, 50, 60, 70], _heif(444), {"bitstream": "HEVC 4:4:4"},
                        "pillow-heif x265 defaults, 4:4:4, NAL units without the HEIF container"),
         CodecUnderTest("webp", [0, 5, 15, 30, 50, 70, 85, 95], _pillow_codec("WEBP", method=6), {"file": "WebP"},

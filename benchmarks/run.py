@@ -2,8 +2,9 @@
 
     python benchmarks/run.py [FOLDER] [--small] [--codecs nnc,jpeg,...] [--out benchmarks/results]
 
-Writes results/<dataset>/: one JSON per codec (every point, machine, versions, settings),
-summary.md (BD-rates, PSNR at fixed rates, nnc's choices) and rd_psnr.png, rd_msssim.png.
+Writes results/<dataset>/: one JSON per codec (every point, machine, versions, settings), then
+summary.md (BD-rates, PSNR at fixed rates, nnc's choices) and rd_psnr.png, rd_msssim.png over every
+codec JSON in that folder (so a run of a few codecs updates the report).
 Finished points are cached in benchmarks/cache/, so an interrupted run resumes where it stopped.
 """
 
@@ -189,7 +190,10 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out / dataset
     for name, result in results.items():
         _write_json_atomically(out / f"{name}.json", result)
-    write_report(results, out)
+    order = [c.name for c in all_codecs()]
+    every = {path.stem: json.loads(path.read_text()) for path in sorted(out.glob("*.json"))}
+    ranked = sorted(every, key=lambda name: order.index(name) if name in order else len(order))
+    write_report({name: every[name] for name in ranked}, out)
     click.echo(f"wrote {out}")
 
 
