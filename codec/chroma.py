@@ -16,6 +16,7 @@ import numpy as np
 from . import entropy, format, hevc
 from .color import downsample, reduced_size, to_uint8, upsample_bicubic
 from .errors import FormatError
+from .metrics import squared_error
 from .segmentation import Segmentation, segment_luma
 
 
@@ -108,7 +109,7 @@ def encode_segment_hints(cb: np.ndarray, cr: np.ndarray, luma_stream: np.ndarray
 
 
 def _squared_errors(planes: tuple[np.ndarray, np.ndarray], decoded: tuple[np.ndarray, np.ndarray]) -> tuple:
-    return tuple(float(np.sum((plane - result) ** 2)) for plane, result in zip(planes, decoded))
+    return tuple(squared_error(plane, result) for plane, result in zip(planes, decoded))
 
 
 def _fill(values: np.ndarray, labels: np.ndarray, quant_step: int, height: int, width: int) -> np.ndarray:

@@ -16,25 +16,36 @@ _CB_TO_G = 22554  # round(0.344136 * 2**16)
 _CR_TO_G = 46802  # round(0.714136 * 2**16)
 
 
+_ROWS_PER_CHUNK = 256  # rows converted at once: bounds temporary memory on large images
+_RGB_TO_YCBCR = ((0.299, 0.587, 0.114),
+                 (-0.168735892, -0.331264108, 0.5),
+                 (0.5, -0.418687589, -0.081312411))
+
+
 def rgb_to_ycbcr(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(H, W, 3) uint8 RGB -> Y, Cb, Cr planes, each (H, W) float64 in [0, 255]."""
-    red, green, blue = (rgb[..., channel].astype(np.float64) for channel in range(3))
-    luma = 0.299 * red + 0.587 * green + 0.114 * blue
-    cb = 128.0 - 0.168735892 * red - 0.331264108 * green + 0.5 * blue
-    cr = 128.0 + 0.5 * red - 0.418687589 * green - 0.081312411 * blue
-    return luma, cb, cr
+    """(H, W, 3) uint8 RGB -> Y, Cb, Cr planes, each (H, W) float32 in [0, 255]."""
+    planes = np.empty((3, *rgb.shape[:2]), np.float32)
+    for top in range(0, rgb.shape[0], _ROWS_PER_CHUNK):
+        red, green, blue = (rgb[top:top + _ROWS_PER_CHUNK, :, channel].astype(np.float64) for channel in range(3))
+        for index, (to_red, to_green, to_blue) in enumerate(_RGB_TO_YCBCR):
+            offset = 0.0 if index == 0 else 128.0
+            planes[index, top:top + _ROWS_PER_CHUNK] = to_red * red + to_green * green + to_blue * blue + offset
+    return planes[0], planes[1], planes[2]
 
 
 def ycbcr_to_rgb(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
     """Y, Cb, Cr planes, each (H, W) uint8 -> (H, W, 3) uint8 RGB, in exact integer arithmetic."""
-    y = luma.astype(np.int32)
-    cb_centered = cb.astype(np.int32) - 128
-    cr_centered = cr.astype(np.int32) - 128
+    rgb = np.empty((*luma.shape, 3), np.uint8)
     half = _FIXED_ONE // 2
-    red = y + ((_CR_TO_R * cr_centered + half) >> 16)
-    green = y + ((-_CB_TO_G * cb_centered - _CR_TO_G * cr_centered + half) >> 16)
-    blue = y + ((_CB_TO_B * cb_centered + half) >> 16)
-    return np.clip(np.stack([red, green, blue], axis=-1), 0, 255).astype(np.uint8)
+    for top in range(0, luma.shape[0], _ROWS_PER_CHUNK):
+        rows = slice(top, top + _ROWS_PER_CHUNK)
+        y = luma[rows].astype(np.int32)
+        cb_centered = cb[rows].astype(np.int32) - 128
+        cr_centered = cr[rows].astype(np.int32) - 128
+        rgb[rows, :, 0] = np.clip(y + ((_CR_TO_R * cr_centered + half) >> 16), 0, 255)
+        rgb[rows, :, 1] = np.clip(y + ((-_CB_TO_G * cb_centered - _CR_TO_G * cr_centered + half) >> 16), 0, 255)
+        rgb[rows, :, 2] = np.clip(y + ((_CB_TO_B * cb_centered + half) >> 16), 0, 255)
+    return rgb
 
 
 def to_uint8(plane: np.ndarray) -> np.ndarray:
@@ -44,7 +55,7 @@ def to_uint8(plane: np.ndarray) -> np.ndarray:
 
 def downsample(plane: np.ndarray, height: int, width: int) -> np.ndarray:
     """Anti-aliased (Lanczos-3) resize of a (H, W) float plane to (height, width) float32."""
-    image = Image.fromarray(plane.astype(np.float32), mode="F")
+    image = Image.fromarray(np.asarray(plane, dtype=np.float32), mode="F")
     return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from . import format, hevc
 from .color import downsample, reduced_size, to_uint8
 from .errors import FormatError
+from .metrics import squared_error
 from .upscale import apply_upscale
 
 
@@ -39,7 +40,7 @@ def encode_luma(luma: np.ndarray, scale: int, quality: int) -> LumaCandidate:
     stream = to_uint8(luma if scale == 1 else downsample(luma, low_height, low_width))
     tiles = hevc.encode_plane(stream, quality)
     decoded = hevc.decode_plane(tiles, low_height, low_width)
-    error = float(np.sum((luma - apply_upscale(decoded, height, width)) ** 2))
+    error = squared_error(luma, apply_upscale(decoded, height, width))
     return LumaCandidate(scale, quality, format.build_hevc_plane(tiles), decoded, error)
 
 

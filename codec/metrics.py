@@ -7,9 +7,21 @@ import numpy as np
 MS_SSIM_MIN_SIDE = 161  # five scales of an 11-tap window need more than (11 - 1) * 2**4 pixels
 
 
+ROWS_PER_CHUNK = 256  # rows handled at once: bounds temporary memory on large images
+
+
+def squared_error(reference: np.ndarray, decoded: np.ndarray) -> float:
+    """Sum over all samples of (reference - decoded)**2, for arrays of one shape, in row chunks."""
+    total = 0.0
+    for top in range(0, reference.shape[0], ROWS_PER_CHUNK):
+        rows = slice(top, top + ROWS_PER_CHUNK)
+        total += float(np.sum((reference[rows].astype(np.float64) - decoded[rows]) ** 2))
+    return total
+
+
 def psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
     """PSNR in dB (peak 255) over all samples of two arrays of one shape; inf when identical."""
-    mse = float(np.mean((reference.astype(np.float64) - decoded.astype(np.float64)) ** 2))
+    mse = squared_error(reference, decoded) / reference.size
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 

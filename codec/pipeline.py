@@ -83,7 +83,7 @@ class ImageEncoder:
         self.height, self.width = pixels.shape[:2]
         self.is_gray = pixels.ndim == 2
         if self.is_gray:
-            self.luma_plane, self.cb, self.cr = pixels.astype(np.float64), None, None
+            self.luma_plane, self.cb, self.cr = pixels.astype(np.float32), None, None
         else:
             self.luma_plane, self.cb, self.cr = rgb_to_ycbcr(pixels)
         self.large = self.height * self.width > LARGE_IMAGE_PIXELS
