@@ -1,6 +1,6 @@
 """Stage 3: color hints. The encoder picks hints; the decoder colorizes the luma from them.
 
-Two layouts (spec 5.2, 5.3):
+Two layouts (spec 5.4, 5.5):
 - ``segments``: one quantised (Cb, Cr) per superpixel of the decoded luma stream. The decoder
   finds the same superpixels, so positions cost nothing; each segment is filled with its hint.
 - ``grid``: a Cb | Cr thumbnail at 1/2, 1/4 or 1/8 resolution coded as one HEVC plane; the
@@ -57,21 +57,28 @@ def _quant_radius(quant_step: int) -> int:
     return -(-255 // quant_step)
 
 
-def _reconstruct(residuals: np.ndarray, left: np.ndarray, up: np.ndarray, quant_step: int) -> np.ndarray:
-    """Quantised hint values from residuals against the left/up (or previous) neighbour's value."""
-    values = np.zeros(len(residuals), dtype=np.int64)
-    default = (128 + quant_step // 2) // quant_step
-    for index, residual in enumerate(residuals.tolist()):
-        values[index] = _predict(values, index, left[index], up[index], default) + residual
-    return values
-
-
-def _predict(values: np.ndarray, index: int, left: int, up: int, default: int) -> int:
+def _predict(values: np.ndarray, index: int, left: int, up: int, quant_step: int) -> int:
+    """Prediction of hint ``index`` from already-coded values (spec 5.4.2): the mean of its left and
+    up neighbours, the one there is, the previous hint, or mid-gray for the first."""
     if left >= 0 and up >= 0:
         return int(values[left] + values[up] + 1) // 2
     if left >= 0 or up >= 0:
         return int(values[max(left, up)])
-    return int(values[index - 1]) if index else default
+    return int(values[index - 1]) if index else (128 + quant_step // 2) // quant_step
+
+
+def _residuals(values: np.ndarray, left: np.ndarray, up: np.ndarray, quant_step: int) -> np.ndarray:
+    """Encoder: each quantised hint value minus its prediction."""
+    return np.array([values[index] - _predict(values, index, left[index], up[index], quant_step)
+                     for index in range(len(values))], dtype=np.int64)
+
+
+def _reconstruct(residuals: np.ndarray, left: np.ndarray, up: np.ndarray, quant_step: int) -> np.ndarray:
+    """Decoder: quantised hint values from residuals, in coding order."""
+    values = np.zeros(len(residuals), dtype=np.int64)
+    for index, residual in enumerate(residuals.tolist()):
+        values[index] = _predict(values, index, left[index], up[index], quant_step) + residual
+    return values
 
 
 def encode_segment_hints(cb: np.ndarray, cr: np.ndarray, luma_stream: np.ndarray, segment_step: int,
@@ -89,14 +96,8 @@ def encode_segment_hints(cb: np.ndarray, cr: np.ndarray, luma_stream: np.ndarray
     streams, decoded = [], []
     for plane in (cb, cr):
         means = np.bincount(labels, weights=plane.ravel(), minlength=segmentation.count) / sizes
-        targets = np.clip(np.rint(means / quant_step), 0, radius).astype(np.int64)
-        # Residuals against predictions from already-quantised values: encoder and decoder agree.
-        values = np.zeros_like(targets)
-        residuals = np.zeros_like(targets)
-        default = (128 + quant_step // 2) // quant_step
-        for index in range(len(targets)):
-            residuals[index] = targets[index] - _predict(values, index, left[index], up[index], default)
-            values[index] = targets[index]
+        values = np.clip(np.rint(means / quant_step), 0, radius).astype(np.int64)
+        residuals = _residuals(values, left, up, quant_step)
         streams.append((residuals, entropy.best_spread(residuals)))
         decoded.append(_fill(values, labels, quant_step, height, width))
     payload = format.SegmentHints.build({
