@@ -75,7 +75,7 @@ MAX_SECTION_PREFIX_SIZE = 1 + 10 + 4
 # spec 5.2 HevcPicture, 5.1 HevcPlane (luma stream, grid hints)
 HevcPicture = Struct(
     "parameter_sets" / Prefixed(VarInt, GreedyBytes) * "VPS, SPS, PPS as a NalUnits, raw DEFLATE with the "
-                                                       "preset dictionary of spec 5.1.1",
+                                                       "preset dictionary of spec 5.3",
     "slices" / PrefixedArray(VarInt, Prefixed(VarInt, GreedyBytes)) * "slice segment NAL units",
 )
 HevcPlane = Struct(

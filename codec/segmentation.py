@@ -1,4 +1,4 @@
-"""Exact integer superpixel segmentation of the decoded luma stream (spec 5.2.1).
+"""Exact integer superpixel segmentation of the decoded luma stream (spec 5.4.1).
 
 Encoder and decoder both segment the same decoded luma, so segment positions cost no bits; this
 only works if both get the same labels on every machine. The algorithm is SLIC (simple linear
