@@ -17,6 +17,7 @@ PUBLISHED = {  # file -> label, drawn as reference curves on Kodak plots
     "compressai-mbt2018-mean_mse_cpu.json": "Minnen 2018 (learned)",
     "compressai-cheng2020-anchor_mse_cpu.json": "Cheng 2020 (learned)",
 }
+PUBLISHED_DASHES = ["--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3))]
 JPEG_SERIES, HEVC_SERIES = "JPEG", "HEVC 4:2:0"
 LOW_RATE_BPP = 0.35  # the low-rate range: up to the quality HEVC 4:2:0 reaches at this rate
 RATES = (0.05, 0.1, 0.25, 0.5)
@@ -139,25 +140,26 @@ def plot(results: dict, out: Path, with_published: bool) -> None:
 
     series = _series(results)
     published = _published_curves() if with_published else {}
+    colors = [color for index, color in enumerate(plt.get_cmap("tab20").colors) if index not in (14, 15)]
     for metric, label, file_name in (("psnr_rgb", "PSNR-RGB (dB)", "rd_psnr.png"),
                                      ("ms_ssim_db", "MS-SSIM (dB)", "rd_msssim.png")):
         figure, axes = plt.subplots(figsize=(9, 6))
-        for name, curve in series.items():
+        for index, (name, curve) in enumerate(series.items()):
             rates, qualities = _xy(curve, metric)
             if len(rates):
                 axes.plot(rates, qualities, marker="o", markersize=3, linewidth=2.2 if name.startswith("nnc") else 1.2,
-                          label=name)
-        for name, curve in published.items():
+                          label=name, color=colors[(2 * index) % len(colors)])
+        for (name, curve), dashes in zip(published.items(), PUBLISHED_DASHES):
             if curve[metric] is not None:
-                axes.plot(curve["bpp"], curve[metric], linestyle="--", color="gray", linewidth=0.9, alpha=0.8)
-                axes.annotate(f"{name} (published)", (curve["bpp"][0], curve[metric][0]), fontsize=7, color="gray")
+                axes.plot(curve["bpp"], curve[metric], linestyle=dashes, color="gray", linewidth=1.0,
+                          label=f"{name} (published)")
         axes.set_xscale("log")
         axes.set_xlabel("bits per pixel (log scale)")
         axes.set_ylabel(label)
         axes.grid(True, which="both", alpha=0.3)
         axes.legend(fontsize=8)
-        axes.set_title(f"{next(iter(results.values()))['dataset']}: rate-distortion (dashed gray: published, "
-                       "CompressAI)" if published else f"{next(iter(results.values()))['dataset']}: rate-distortion")
+        axes.set_title(f"{next(iter(results.values()))['dataset']}: rate-distortion"
+                       + (" (gray: published results, CompressAI)" if published else ""))
         figure.tight_layout()
         figure.savefig(out / file_name, dpi=110)
         plt.close(figure)

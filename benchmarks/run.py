@@ -143,9 +143,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--codecs", help="comma-separated subset of: " + ", ".join(c.name for c in all_codecs()))
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--cache", type=Path, default=HERE / "cache")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only rebuild summary.md and the plots from the JSONs already in the results folder")
     args = parser.parse_args(argv)
 
     dataset = args.folder.name + ("-small" if args.small else "")
+    if args.report_only:
+        write_folder_report(args.out / dataset)
+        return
     images = load_images(args.folder, args.small)
     if not images:
         raise SystemExit(f"no readable images in {args.folder}")
@@ -193,8 +198,15 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out / dataset
     for name, result in results.items():
         _write_json_atomically(out / f"{name}.json", result)
+    write_folder_report(out)
+
+
+def write_folder_report(out: Path) -> None:
+    """summary.md and plots over every codec JSON in ``out``, in the usual codec order."""
     order = [c.name for c in all_codecs()]
     every = {path.stem: json.loads(path.read_text()) for path in sorted(out.glob("*.json"))}
+    if not every:
+        raise SystemExit(f"no results in {out}")
     ranked = sorted(every, key=lambda name: order.index(name) if name in order else len(order))
     write_report({name: every[name] for name in ranked}, out)
     click.echo(f"wrote {out}")
