@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import format
+from . import decode, encode_with_report, format, open_image
 from .errors import NncError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".pgm", ".heic", ".heif",
@@ -114,8 +114,6 @@ def _run_job(source: str, target: str, skip_existing: bool, force: bool, job: Ca
 def encode_file(job: tuple[str, str], options: EncodeOptions, force: bool = False,
                 skip_existing: bool = False) -> FileResult:
     """Encode the image at job[0] into the .nnc file job[1]."""
-    from . import encode_with_report, open_image
-
     source, target = job
 
     def run(path: Path) -> str:
@@ -133,8 +131,6 @@ def encode_file(job: tuple[str, str], options: EncodeOptions, force: bool = Fals
 def decode_file(job: tuple[str, str], options: DecodeOptions, force: bool = False,
                 skip_existing: bool = False) -> FileResult:
     """Decode the .nnc file job[0] into the image file job[1] (format from its extension)."""
-    from . import decode
-
     source, target = job
 
     def run(path: Path) -> str:
