@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from . import format
-from .errors import FormatError, InputImageError, LimitError, ModelMismatchError, NncError, WeightsError
+from .errors import FormatError, InputImageError, LimitError, ModelMismatchError, NncError
 from .image_io import image_metadata, image_to_pixels, open_image
 from .pillow_plugin import register_nnc_opener
 from .pipeline import (
@@ -26,7 +26,7 @@ DEFAULT_QUALITY = 30
 __all__ = [
     "encode", "encode_with_report", "decode", "info", "compare", "open_image", "register_nnc_opener", "__version__",
     "DEFAULT_QUALITY", "STAGES", "LEARNED_STAGES",
-    "NncError", "FormatError", "LimitError", "ModelMismatchError", "WeightsError", "InputImageError",
+    "NncError", "FormatError", "LimitError", "ModelMismatchError", "InputImageError",
 ]
 
 

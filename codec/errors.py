@@ -17,9 +17,5 @@ class ModelMismatchError(NncError):
     """The file names a model version whose weights are not installed."""
 
 
-class WeightsError(NncError):
-    """A weight file is missing or its SHA-256 does not match the registry."""
-
-
 class InputImageError(NncError):
     """An input image cannot be read or has an unusable size or mode."""

@@ -152,7 +152,7 @@ class ImageEncoder:
         report = EncodeReport(quality, len(data), luma_choice.scale, luma_choice.quality, container.hint_layout,
                               hints.params if hints else {},
                               {name: len(payload) for name, payload in sections.items()},
-                              psnr(self.pixels, decode_array(data)))
+                              psnr(self.pixels, decode_file_bytes(data).pixels))
         return data, report
 
 
@@ -189,11 +189,6 @@ def decode_file_bytes(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, 
     cb, cr = chroma.decode_hints(container.hint_layout, container.sections["hints"], stream,
                                  container.height, container.width)
     return Decoded(apply_deblock(ycbcr_to_rgb(full_luma, cb, cr)), icc_profile, exif, container.truncated)
-
-
-def decode_array(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode .nnc bytes to (H, W, 3) uint8 RGB, or (H, W) uint8 for a grayscale file."""
-    return decode_file_bytes(data, max_pixels).pixels
 
 
 def check_baseline(baseline: tuple[str, ...] | list[str] | frozenset[str]) -> frozenset[str]:

@@ -212,3 +212,18 @@ def test_unreachable_cluster_is_a_one_line_error(workdir):
 def test_every_help_shows_an_example(command):
     result = run(*command, "--help")
     assert result.exit_code == 0 and "Example: nnc" in result.output
+
+
+def test_baseline_switch_is_accepted_and_checked(workdir):
+    run("encode", workdir / "a.png", "-o", workdir / "plain.nnc", "-q", "40")
+    result = run("encode", workdir / "a.png", "-o", workdir / "base.nnc", "-q", "40", "--baseline", "upscale",
+                 "--baseline", "color")
+    assert result.exit_code == 0
+    # v0.1 has no learned stage: every stage already runs its baseline, so the files are the same
+    assert (workdir / "base.nnc").read_bytes() == (workdir / "plain.nnc").read_bytes()
+    assert run("decode", workdir / "base.nnc", "-o", workdir / "b.png", "--baseline", "deblock").exit_code == 0
+    assert run("encode", workdir / "a.png", "-o", workdir / "x.nnc", "--baseline", "bogus").exit_code == 2
+    with pytest.raises(ValueError, match="unknown stage"):
+        import codec
+
+        codec.decode((workdir / "base.nnc").read_bytes(), baseline=("bogus",))
