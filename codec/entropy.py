@@ -26,13 +26,19 @@ def _geometric_model(spread: int, radius: int) -> constriction.stream.model.Cate
 
 
 def _ideal_bits(residuals: np.ndarray, spread: int) -> float:
+    return _ideal_bits_of_sums(float(np.sum(np.abs(residuals))), len(residuals), spread)
+
+
+def _ideal_bits_of_sums(magnitude_sum: float, count: int, spread: int) -> float:
+    """Bits of ``count`` residuals whose magnitudes add up to ``magnitude_sum``, under ``spread``."""
     ratio = spread / (spread + 1)
-    return float(-np.sum(np.abs(residuals)) * np.log2(ratio) + len(residuals) * np.log2((1 + ratio) / (1 - ratio)))
+    return float(-magnitude_sum * np.log2(ratio) + count * np.log2((1 + ratio) / (1 - ratio)))
 
 
 def best_spread(residuals: np.ndarray) -> int:
     """The spread (1..255) under which ``residuals`` cost the fewest bits (a geometric fit)."""
-    return min(range(1, MAX_SPREAD + 1), key=lambda spread: _ideal_bits(residuals, spread))
+    magnitude_sum, count = float(np.sum(np.abs(residuals))), len(residuals)
+    return min(range(1, MAX_SPREAD + 1), key=lambda spread: _ideal_bits_of_sums(magnitude_sum, count, spread))
 
 
 def encode_residuals(streams: list[tuple[np.ndarray, int]], radius: int) -> bytes:
