@@ -140,12 +140,20 @@ def decode_segment_hints(payload: bytes, luma_stream: np.ndarray, height: int,
     )
 
 
-def encode_grid_hints(cb: np.ndarray, cr: np.ndarray, factor_log2: int, quality: int) -> HintCandidate:
-    """Code Cb | Cr downsampled by 2**factor_log2 as one HEVC plane at x265 ``quality``."""
+def grid_thumbnail(cb: np.ndarray, cr: np.ndarray, factor_log2: int) -> np.ndarray:
+    """Cb | Cr, each (H, W) float, downsampled by 2**factor_log2 and put side by side: (h, 2w) uint8."""
+    thumb_height, thumb_width = reduced_size(*cb.shape, 1 << factor_log2)
+    return np.concatenate([to_uint8(downsample(plane, thumb_height, thumb_width)) for plane in (cb, cr)], axis=1)
+
+
+def encode_grid_hints(cb: np.ndarray, cr: np.ndarray, factor_log2: int, quality: int,
+                      thumbnail: np.ndarray | None = None) -> HintCandidate:
+    """Code Cb | Cr downsampled by 2**factor_log2 as one HEVC plane at x265 ``quality``.
+
+    thumbnail: ``grid_thumbnail(cb, cr, factor_log2)``, when the caller already has it."""
     height, width = cb.shape
     thumb_height, thumb_width = reduced_size(height, width, 1 << factor_log2)
-    thumbnail = np.concatenate([to_uint8(downsample(plane, thumb_height, thumb_width)) for plane in (cb, cr)],
-                               axis=1)
+    thumbnail = grid_thumbnail(cb, cr, factor_log2) if thumbnail is None else thumbnail
     tiles = hevc.encode_plane(thumbnail, quality)
     payload = format.GridHints.build({"factor_log2": factor_log2, "thumbnail": format.build_hevc_plane(tiles)})
     decoded = _colorize_grid(hevc.decode_plane(tiles, thumb_height, 2 * thumb_width), height, width)

@@ -39,6 +39,7 @@ TILE_SIDE = 2048
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS
 
 LUMA_SCALES = {"x1": 1, "x2": 2, "x4": 4}
+HINT_LAYOUTS = {"none": 0, "segments": 1, "grid": 2}
 
 # spec 3.1 Header
 Header = Struct(
@@ -53,7 +54,7 @@ Header = Struct(
     "coding" / BitStruct(
         "luma_scale" / Enum(BitsInteger(2), x1=0, x2=1, x4=2) * "luma downsampling factor",
         "luma_codec" / Enum(BitsInteger(3), hevc=0) * "coder of the luma stream",
-        "hint_layout" / Enum(BitsInteger(2), none=0, segments=1, grid=2) * "color hints layout",
+        "hint_layout" / Enum(BitsInteger(2), **HINT_LAYOUTS) * "color hints layout",
         "reserved" / Const(0, BitsInteger(1)) * "0",
     ) * "coding choices, one byte",
 )
@@ -156,7 +157,7 @@ def _scale_name(scale: int) -> str:
 
 
 def build_container(container: Container) -> bytes:
-    """Serialise ``container`` into .nnc bytes; sections are written luma first, then hints."""
+    """Serialise ``container`` into .nnc bytes; sections are written in spec order: luma, hints, metadata."""
     header = Header.build({
         "format_version": {"major": FORMAT_VERSION_MAJOR, "minor": FORMAT_VERSION_MINOR},
         "model_version": container.model_version,
@@ -203,7 +204,7 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Con
         raise FormatError(f"image size {width}x{height} is empty")
     if width * height > max_pixels:
         raise LimitError(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")
-    for name, known in (("luma_scale", LUMA_SCALES), ("hint_layout", ("none", "segments", "grid"))):
+    for name, known in (("luma_scale", LUMA_SCALES), ("hint_layout", HINT_LAYOUTS)):
         if str(header.coding[name]) not in known:
             raise FormatError(f"reserved {name} code {int(header.coding[name])} in the header")
     container = Container(

@@ -33,11 +33,19 @@ def stream_size(height: int, width: int, scale: int) -> tuple[int, int]:
     return reduced_size(height, width, scale)
 
 
-def encode_luma(luma: np.ndarray, scale: int, quality: int) -> LumaCandidate:
-    """Code a (H, W) float luma plane downsampled by ``scale`` at x265 ``quality`` (0..100)."""
+def luma_stream(luma: np.ndarray, scale: int) -> np.ndarray:
+    """The (h, w) uint8 stream to code: a (H, W) float luma plane downsampled by ``scale``."""
+    low_height, low_width = stream_size(*luma.shape, scale)
+    return to_uint8(luma if scale == 1 else downsample(luma, low_height, low_width))
+
+
+def encode_luma(luma: np.ndarray, scale: int, quality: int, stream: np.ndarray | None = None) -> LumaCandidate:
+    """Code a (H, W) float luma plane downsampled by ``scale`` at x265 ``quality`` (0..100).
+
+    stream: ``luma_stream(luma, scale)``, when the caller already has it (it codes several qualities)."""
     height, width = luma.shape
     low_height, low_width = stream_size(height, width, scale)
-    stream = to_uint8(luma if scale == 1 else downsample(luma, low_height, low_width))
+    stream = luma_stream(luma, scale) if stream is None else stream
     tiles = hevc.encode_plane(stream, quality)
     decoded = hevc.decode_plane(tiles, low_height, low_width)
     error = squared_error(luma, apply_upscale(decoded, height, width))

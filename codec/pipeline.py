@@ -90,11 +90,20 @@ class ImageEncoder:
         self._luma_cache: dict = {}
         self._hint_cache: dict = {}
         self._segmentations: dict = {}
+        self._downsampled: dict = {}  # planes to code, by ("luma", scale) or ("grid", factor_log2)
+
+    def _downsampled_plane(self, kind: str, factor: int) -> np.ndarray:
+        """The luma stream or grid thumbnail to code, downsampled once for all x265 qualities."""
+        if (kind, factor) not in self._downsampled:
+            self._downsampled[kind, factor] = (luma.luma_stream(self.luma_plane, factor) if kind == "luma"
+                                               else chroma.grid_thumbnail(self.cb, self.cr, factor))
+        return self._downsampled[kind, factor]
 
     def _luma(self, scale: int, quality: int) -> luma.LumaCandidate:
         key = (scale, quality)
         if key not in self._luma_cache:
-            self._luma_cache[key] = luma.encode_luma(self.luma_plane, scale, quality)
+            self._luma_cache[key] = luma.encode_luma(self.luma_plane, scale, quality,
+                                                     self._downsampled_plane("luma", scale))
         return self._luma_cache[key]
 
     def _choose_luma(self, quality: int, lam: float) -> luma.LumaCandidate:
@@ -109,7 +118,8 @@ class ImageEncoder:
             for x265_quality in _x265_qualities(quality, factor_log2, self.large):
                 key = ("grid", factor_log2, x265_quality)
                 if key not in self._hint_cache:
-                    self._hint_cache[key] = chroma.encode_grid_hints(self.cb, self.cr, factor_log2, x265_quality)
+                    self._hint_cache[key] = chroma.encode_grid_hints(
+                        self.cb, self.cr, factor_log2, x265_quality, self._downsampled_plane("grid", factor_log2))
                 candidates.append(self._hint_cache[key])
         if self.large:
             return candidates
