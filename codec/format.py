@@ -39,6 +39,7 @@ TILE_SIDE = 2048
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS
 
 LUMA_SCALES = {"x1": 1, "x2": 2, "x4": 4}
+LUMA_CODECS = {"hevc": 0}
 HINT_LAYOUTS = {"none": 0, "segments": 1, "grid": 2}
 
 # spec 3.1 Header
@@ -53,7 +54,7 @@ Header = Struct(
     "height" / VarInt * "image height in pixels, >= 1",
     "coding" / BitStruct(
         "luma_scale" / Enum(BitsInteger(2), x1=0, x2=1, x4=2) * "luma downsampling factor",
-        "luma_codec" / Enum(BitsInteger(3), hevc=0) * "coder of the luma stream",
+        "luma_codec" / Enum(BitsInteger(3), **LUMA_CODECS) * "coder of the luma stream",
         "hint_layout" / Enum(BitsInteger(2), **HINT_LAYOUTS) * "color hints layout",
         "reserved" / Const(0, BitsInteger(1)) * "0",
     ) * "coding choices, one byte",
@@ -186,8 +187,8 @@ def _section_prefix(tag: str, length: int) -> bytes:
 def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Container, int]:
     """Parse and check the header; returns the container (no sections yet) and the header size.
 
-    Refuses (FormatError / LimitError) a wrong magic, a newer major version, reserved codes, and
-    a size over ``max_pixels`` pixels, before any pixel buffer exists.
+    Refuses (FormatError / LimitError) a wrong magic, a newer major version, reserved codes (an
+    unknown luma codec among them), and a size over ``max_pixels`` pixels, before any pixel buffer exists.
     """
     if data[:len(MAGIC)] != MAGIC:
         raise FormatError("not an .nnc file (bad magic)")
@@ -204,6 +205,9 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Con
         raise FormatError(f"image size {width}x{height} is empty")
     if width * height > max_pixels:
         raise LimitError(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")
+    if str(header.coding.luma_codec) not in LUMA_CODECS:
+        raise FormatError(f"unknown luma codec {int(header.coding.luma_codec)} in the header: this decoder "
+                          f"knows {', '.join(f'{code} ({name})' for name, code in LUMA_CODECS.items())}")
     for name, known in (("luma_scale", LUMA_SCALES), ("hint_layout", HINT_LAYOUTS)):
         if str(header.coding[name]) not in known:
             raise FormatError(f"reserved {name} code {int(header.coding[name])} in the header")
@@ -219,8 +223,9 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Con
 def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, partial: bool = False) -> Container:
     """Parse .nnc bytes: header, then sections, each length-checked against the file and CRC-checked.
 
-    Unknown section tags are skipped. Raises FormatError naming the field and offset on any defect;
-    with ``partial``, a file cut short keeps the sections before the cut (``truncated`` is set).
+    Unknown section tags are skipped; known ones must come in spec order (luma, hints, metadata),
+    each at most once. Raises FormatError naming the field and offset on any defect; with
+    ``partial``, a file cut short keeps the sections before the cut (``truncated`` is set).
     """
     container, offset = parse_header(data, max_pixels)
     unprotected_start = 0
@@ -248,6 +253,10 @@ def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, partial: 
         if tag is not None:
             if tag in container.sections:
                 raise FormatError(f"duplicate {tag} section at offset {start}")
+            previous = next(reversed(container.sections), None)
+            if previous is not None and SECTION_TAGS[tag] < SECTION_TAGS[previous]:
+                raise FormatError(f"{tag} section at offset {start} comes after the {previous} section: sections "
+                                  f"must come in the order {', '.join(SECTION_TAGS)}")
             container.sections[tag] = payload
             container.section_sizes[tag] = offset + prefix.length - start
         offset += prefix.length

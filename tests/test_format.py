@@ -85,6 +85,35 @@ def test_reserved_luma_codec_is_refused_by_the_decoder():
         codec.decode(data)
 
 
+def test_info_refuses_an_unknown_luma_codec_as_decode_does():
+    data = format.build_container(_container(luma_codec=7))
+    with pytest.raises(FormatError, match="unknown luma codec 7") as from_info:
+        codec.info(data)
+    with pytest.raises(FormatError) as from_decode:
+        codec.decode(data)
+    assert str(from_info.value) == str(from_decode.value)
+
+
+def _file_with_sections(tags: list[str]) -> bytes:
+    """A file whose sections (payload: the tag's name) come in the order of ``tags``, CRCs correct."""
+    data = unprotected = format.build_container(_container(sections={}))
+    for tag in tags:
+        payload = tag.encode()
+        prefix = bytes([format.SECTION_TAGS[tag], len(payload)])
+        data += prefix + zlib.crc32(payload, zlib.crc32(unprotected + prefix)).to_bytes(4, "big") + payload
+        unprotected = b""
+    return data
+
+
+@pytest.mark.parametrize("tags", [["hints", "luma"], ["luma", "metadata", "hints"], ["metadata", "luma"]])
+@pytest.mark.parametrize("partial", [False, True])
+def test_sections_out_of_order_are_refused(tags, partial):
+    assert list(format.parse_container(_file_with_sections(sorted(tags, key=format.SECTION_TAGS.get))).sections) == [
+        tag for tag in format.SECTION_TAGS if tag in tags]
+    with pytest.raises(FormatError, match="order luma, hints, metadata"):
+        format.parse_container(_file_with_sections(tags), partial=partial)
+
+
 def test_wrong_model_version_is_refused():
     data = format.build_container(_container(model_version=b"\x01\x02\x03\x04"))
     with pytest.raises(ModelMismatchError, match="01020304"):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
 
 import codec
 from codec.image_io import image_to_pixels
-from conftest import synthetic_rgb
+from conftest import icc_profile, synthetic_rgb
 
 
 def test_sixteen_bit_gray_is_scaled_to_eight_bits():
@@ -42,3 +45,59 @@ def test_heic_input_is_read(tmp_path):
 
     pillow_heif.from_pillow(Image.fromarray(synthetic_rgb(16, 24))).save(tmp_path / "x.heic", quality=90)
     assert image_to_pixels(codec.open_image(str(tmp_path / "x.heic"))).shape == (16, 24, 3)
+
+
+def test_animation_is_closed_and_its_first_frame_coded_with_a_warning(tmp_path):
+    frames = [Image.fromarray(synthetic_rgb(16, 16, seed=seed)) for seed in (1, 2, 3)]
+    for name in ("anim.gif", "anim.png", "anim.tif"):
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            image = codec.open_image(tmp_path / name)
+            pixels = image_to_pixels(image)
+            del image
+            gc.collect()
+        assert [str(w.message) for w in caught] == ["the image has 3 frames: nnc codes only frame 1"], name
+        with Image.open(tmp_path / name) as first:
+            assert np.array_equal(pixels, np.asarray(first.convert("RGB"))), name
+
+
+def test_max_pixels_replaces_pillows_limit(tmp_path, monkeypatch):
+    Image.fromarray(synthetic_rgb(40, 50)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow would refuse these 2000 pixels
+    assert codec.open_image(tmp_path / "big.png", max_pixels=2000).size == (50, 40)
+    assert Image.MAX_IMAGE_PIXELS == 500
+    with pytest.raises(codec.LimitError, match="over the limit of 1999"):
+        codec.open_image(tmp_path / "big.png", max_pixels=1999)
+
+
+@pytest.mark.parametrize("gray_pixels, profile_space, kept", [
+    (False, "RGB", True), (True, "GRAY", True),
+    (False, "GRAY", False), (True, "RGB", False), (False, "CMYK", False),
+])
+def test_icc_profile_is_kept_only_for_the_coded_colour_space(gray_pixels, profile_space, kept):
+    pixels = synthetic_rgb(16, 16)
+    image = Image.fromarray(pixels[..., 0] if gray_pixels else pixels)
+    image.info["icc_profile"] = icc_profile(profile_space)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        decoded = codec.decode(codec.encode(image, quality=40))
+    assert decoded.mode == ("L" if gray_pixels else "RGB")
+    assert decoded.info.get("icc_profile") == (icc_profile(profile_space) if kept else None)
+    assert kept or "does not fit" in str(caught[-1].message)
+
+
+def test_cmyk_input_is_converted_through_its_profile(tmp_path):
+    cmyk = Image.new("CMYK", (16, 16))
+    cmyk.paste((255, 0, 0, 0), (0, 0, 8, 16))  # cyan ink on the left half, paper on the right
+    cmyk.save(tmp_path / "profiled.tif", icc_profile=icc_profile("CMYK"))
+    cmyk.save(tmp_path / "plain.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a profile that was applied is dropped silently
+        profiled = codec.decode(codec.encode(tmp_path / "profiled.tif", quality=90))
+    plain = codec.decode(codec.encode(tmp_path / "plain.tif", quality=90))
+    assert "icc_profile" not in profiled.info and "icc_profile" not in plain.info
+    # the test profile turns any ink black; Pillow's plain conversion keeps cyan
+    left, right = np.asarray(profiled.convert("RGB"))[:, :6], np.asarray(profiled.convert("RGB"))[:, 10:]
+    assert left.max() < 60 and right.min() > 200
+    assert np.asarray(plain)[:, :6, 0].max() < 60 and np.asarray(plain)[:, :6, 1:].min() > 200
