@@ -2,53 +2,60 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+
 import numpy as np
 from PIL import Image
 
 from . import format
-from .errors import FormatError, InputImageError, LimitError, ModelMismatchError, NncError
-from .image_io import image_metadata, image_to_pixels, open_image
+from .errors import FormatError, InputImageError, LimitError, ModelMismatchError, NncError, WeightsError
+from .image_io import icc_color_space, image_metadata, image_to_pixels, open_image
 from .pillow_plugin import register_nnc_opener
-from .pipeline import (
-    LEARNED_STAGES,
-    QUALITY_RANGE,
-    STAGES,
-    EncodeReport,
-    ImageEncoder,
-    check_baseline,
-    decode_file_bytes,
-)
-from .weights import model_version
+from .pipeline import QUALITY_RANGE, EncodeReport, ImageEncoder, decode_file_bytes
+from .restore import restore
+from .stages import LEARNED_STAGES, STAGES, Stages
+from .weights import model_version, release_models
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 DEFAULT_QUALITY = 30
 
 __all__ = [
-    "encode", "encode_with_report", "decode", "info", "compare", "open_image", "register_nnc_opener", "__version__",
-    "DEFAULT_QUALITY", "STAGES", "LEARNED_STAGES",
-    "NncError", "FormatError", "LimitError", "ModelMismatchError", "InputImageError",
+    "encode", "encode_with_report", "decode", "info", "compare", "restore", "open_image", "register_nnc_opener",
+    "__version__", "DEFAULT_QUALITY", "STAGES", "LEARNED_STAGES", "Stages",
+    "NncError", "FormatError", "LimitError", "ModelMismatchError", "InputImageError", "WeightsError",
 ]
 
 
-def encode_with_report(image: Image.Image, quality: int | None = None, target_size: int | None = None,
-                       bpp: float | None = None, max_pixels: int = format.DEFAULT_MAX_PIXELS,
-                       baseline: tuple[str, ...] = (), strip: bool = False) -> tuple[bytes, EncodeReport]:
-    """Encode a Pillow image; returns the .nnc bytes and what the encoder chose.
+def encode_with_report(image: Image.Image | str | os.PathLike, quality: int | None = None,
+                       target_size: int | None = None, bpp: float | None = None,
+                       max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: Iterable[str] | Stages = (),
+                       strip: bool = False, threads: int | None = None, icc_profile: bytes | None = None,
+                       exif: bytes | Image.Exif | None = None) -> tuple[bytes, EncodeReport]:
+    """Encode a Pillow image (or the image file at a path); returns the .nnc bytes and what the encoder chose.
 
     Give at most one of: ``quality`` (1..100, default 30; higher is larger), ``target_size``
     (bytes: the best quality whose file fits) or ``bpp`` (bits per pixel: a target size of
     bpp * W * H / 8 bytes). Raises NncError if even quality 1 does not fit the target.
-    ``baseline`` names stages (see STAGES) to run as their classical baseline. The ICC profile
-    and Exif block are kept (each up to 64 KiB) unless ``strip``.
+    ``baseline`` names stages (see STAGES) to run as their classical baseline when the encoder
+    judges its candidates by the decoder's output (or is a ``Stages``); ``threads``: torch's
+    thread count for the learned stages. The ICC profile (if it fits the coded pixels: RGB, or
+    gray) and Exif block are kept (each up to 64 KiB) unless ``strip``; ``icc_profile`` and
+    ``exif``, when given, replace the image's own. Images over ``max_pixels`` pixels are refused
+    (LimitError). ``image`` is never changed.
     """
-    check_baseline(baseline)
+    stages = Stages.of(baseline, threads)
     if sum(option is not None for option in (quality, target_size, bpp)) > 1:
         raise ValueError("give only one of quality, target_size and bpp")
+    if not isinstance(image, Image.Image):
+        image = open_image(image, max_pixels)
+    if image.width * image.height > max_pixels:
+        raise LimitError(f"image is {image.width}x{image.height} = {image.width * image.height} pixels, over the "
+                         f"limit of {max_pixels}")
     pixels = image_to_pixels(image)
     height, width = pixels.shape[:2]
-    if width * height > max_pixels:
-        raise LimitError(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")
-    encoder = ImageEncoder(pixels, *((b"", b"") if strip else image_metadata(image)))
+    metadata = (b"", b"") if strip else image_metadata(image, pixels.ndim == 2, icc_profile, exif)
+    encoder = ImageEncoder(pixels, *metadata, stages=stages)
     if bpp is not None:
         target_size = int(bpp * width * height / 8)
     if target_size is None:
@@ -72,39 +79,48 @@ def _largest_fitting(encoder: ImageEncoder, target_size: int) -> tuple[bytes, En
     return best
 
 
-def encode(image: Image.Image, quality: int | None = None, target_size: int | None = None,
-           bpp: float | None = None, baseline: tuple[str, ...] = (), strip: bool = False) -> bytes:
-    """Encode a Pillow image to .nnc bytes (see ``encode_with_report`` for the options)."""
-    return encode_with_report(image, quality, target_size, bpp, baseline=baseline, strip=strip)[0]
+def encode(image: Image.Image | str | os.PathLike, quality: int | None = None, target_size: int | None = None,
+           bpp: float | None = None, baseline: Iterable[str] | Stages = (), strip: bool = False,
+           threads: int | None = None, max_pixels: int = format.DEFAULT_MAX_PIXELS,
+           icc_profile: bytes | None = None, exif: bytes | Image.Exif | None = None) -> bytes:
+    """Encode a Pillow image (or the image file at a path) to .nnc bytes (see ``encode_with_report``)."""
+    return encode_with_report(image, quality, target_size, bpp, max_pixels, baseline, strip, threads, icc_profile,
+                              exif)[0]
 
 
-def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: tuple[str, ...] = (),
-           partial: bool = False) -> Image.Image:
+def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: Iterable[str] | Stages = (),
+           partial: bool = False, threads: int | None = None) -> Image.Image:
     """Decode .nnc bytes to a Pillow image: mode "RGB", or "L" for a grayscale file.
 
-    The kept ICC profile and Exif block are in ``image.info`` ("icc_profile", "exif"). With
-    ``partial``, a file cut short after its luma section decodes to its grayscale image, with
-    ``image.info["nnc_partial"]`` True. ``baseline`` names stages to run as their classical baseline.
+    The kept ICC profile (only if it fits the image's mode) and Exif block are in ``image.info``
+    ("icc_profile", "exif"). With ``partial``, a file cut short after its luma section decodes to
+    what arrived, with ``image.info["nnc_partial"]`` True and ``image.info["nnc_lost"]`` saying
+    what was cut off: "color hints" (the image is then grayscale) or "metadata" (no ICC profile
+    or Exif). ``baseline`` names stages to run as their classical baseline (or is a ``Stages``);
+    ``threads``: torch's thread count for the learned stages.
     """
-    check_baseline(baseline)
-    decoded = decode_file_bytes(data, max_pixels, partial)
+    decoded = decode_file_bytes(data, max_pixels, partial, Stages.of(baseline, threads))
     image = Image.fromarray(decoded.pixels, mode="L" if decoded.pixels.ndim == 2 else "RGB")
-    if decoded.icc_profile:
+    if decoded.icc_profile and icc_color_space(decoded.icc_profile) == ("GRAY" if image.mode == "L" else "RGB"):
         image.info["icc_profile"] = decoded.icc_profile
     if decoded.exif:
         image.info["exif"] = decoded.exif
     if decoded.partial:
+        color_lost = image.mode == "L" and format.parse_header(data, max_pixels)[0].hint_layout != "none"
         image.info["nnc_partial"] = True
+        image.info["nnc_lost"] = "color hints" if color_lost else "metadata"
     return image
 
 
 def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
-    """Header fields and section sizes of .nnc bytes, without decoding pixels."""
-    container = format.parse_container(data, max_pixels)
+    """Header fields and section sizes of .nnc bytes, without decoding pixels.
+
+    A file cut short still gives its header and complete sections, with "truncated" True."""
+    container = format.parse_container(data, max_pixels, partial=True)
     return {
         "format_version": "{}.{}".format(*container.format_version),
         "model_version": container.model_version.hex(),
-        "installed_model_version": model_version().hex(),
+        "decoder_models": _release_description(container.model_version),
         "width": container.width,
         "height": container.height,
         "luma_scale": container.luma_scale,
@@ -113,7 +129,18 @@ def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
         "bytes": len(data),
         "bpp": 8 * len(data) / (container.width * container.height),
         "sections": dict(container.section_sizes),
+        "truncated": container.truncated or "luma" not in container.sections
+        or (container.hint_layout != "none" and "hints" not in container.sections),
     }
+
+
+def _release_description(version: bytes) -> str:
+    """The models this nnc decodes a file of model ``version`` with, for ``info``."""
+    try:
+        release = release_models(version)
+    except ModelMismatchError:
+        return f"unknown: this nnc cannot decode it (it writes {model_version().hex()})"
+    return ", ".join(f"{stage} {key}" for stage, key in release.items()) or "none (every stage classical)"
 
 
 def compare(source: Image.Image, data: bytes) -> dict:

@@ -21,25 +21,36 @@ from .segmentation import Segmentation, segment_luma
 
 
 @dataclass
+class Hints:
+    """Decoded color hints: what the colorizer reads (one of the two layouts' fields is set)."""
+
+    layout: str  # "grid" or "segments"
+    thumbnail: np.ndarray | None = None  # grid: (h, 2w) uint8, Cb | Cr side by side
+    labels: np.ndarray | None = None  # segments: (h, w) int32, the segment of each luma-stream pixel
+    levels: tuple[np.ndarray, np.ndarray] | None = None  # segments: (count,) uint8 Cb and Cr per segment
+
+
+@dataclass
 class HintCandidate:
-    """One way to code the chroma: layout, coding parameters, payload, and the error it leaves."""
+    """One way to code the chroma: layout, coding parameters, payload, and the hints it decodes to."""
 
     layout: str
     params: dict
     payload: bytes
-    squared_errors: tuple[float, float]  # sums over the image of (Cb - decoded Cb)**2, same for Cr
+    hints: Hints
 
     @property
     def bits(self) -> int:
         return 8 * len(self.payload)
 
 
-def _full_res_labels(segmentation: Segmentation, height: int, width: int) -> np.ndarray:
-    """(height, width) int32 segment labels: each pixel takes its nearest luma-stream pixel's label."""
-    low_height, low_width = segmentation.labels.shape
+def _full_res_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(height, width) int32 segment labels from the luma stream's (h, w): each pixel takes its
+    nearest luma-stream pixel's label."""
+    low_height, low_width = labels.shape
     rows = np.arange(height) * low_height // height
     cols = np.arange(width) * low_width // width
-    return segmentation.labels[rows[:, None], cols[None, :]]
+    return labels[rows[:, None], cols[None, :]]
 
 
 def _hint_predictions(segmentation: Segmentation):
@@ -89,38 +100,34 @@ def encode_segment_hints(cb: np.ndarray, cr: np.ndarray, luma_stream: np.ndarray
     """
     height, width = cb.shape
     segmentation = segmentation or segment_luma(luma_stream, segment_step)
-    labels = _full_res_labels(segmentation, height, width).ravel()
+    labels = _full_res_labels(segmentation.labels, height, width).ravel()
     sizes = np.bincount(labels, minlength=segmentation.count)
     left, up = _hint_predictions(segmentation)
     radius = _quant_radius(quant_step)
-    streams, decoded = [], []
+    streams, levels = [], []
     for plane in (cb, cr):
         means = np.bincount(labels, weights=plane.ravel(), minlength=segmentation.count) / sizes
         values = np.clip(np.rint(means / quant_step), 0, radius).astype(np.int64)
         residuals = _residuals(values, left, up, quant_step)
         streams.append((residuals, entropy.best_spread(residuals)))
-        decoded.append(_fill(values, labels, quant_step, height, width))
+        levels.append(_levels(values, quant_step))
     payload = format.SegmentHints.build({
         "segment_step": segment_step, "quant_step": quant_step, "hint_count": segmentation.count,
         "cb_spread": streams[0][1], "cr_spread": streams[1][1],
         "coded": entropy.encode_residuals(streams, radius),
     })
     return HintCandidate("segments", {"segment_step": segment_step, "quant_step": quant_step,
-                                      "hints": segmentation.count}, payload, _squared_errors((cb, cr), decoded))
+                                      "hints": segmentation.count}, payload,
+                         Hints("segments", labels=segmentation.labels, levels=tuple(levels)))
 
 
-def _squared_errors(planes: tuple[np.ndarray, np.ndarray], decoded: tuple[np.ndarray, np.ndarray]) -> tuple:
-    return tuple(squared_error(plane, result) for plane, result in zip(planes, decoded))
+def _levels(values: np.ndarray, quant_step: int) -> np.ndarray:
+    """(count,) uint8 chroma levels of quantised hint values (spec 5.4.3)."""
+    return np.minimum(values * quant_step, 255).astype(np.uint8)
 
 
-def _fill(values: np.ndarray, labels: np.ndarray, quant_step: int, height: int, width: int) -> np.ndarray:
-    levels = np.minimum(values * quant_step, 255).astype(np.uint8)
-    return levels[labels].reshape(height, width)
-
-
-def decode_segment_hints(payload: bytes, luma_stream: np.ndarray, height: int,
-                         width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(Cb, Cr), each (height, width) uint8, from a SegmentHints payload and the decoded luma stream."""
+def read_segment_hints(payload: bytes, luma_stream: np.ndarray, height: int, width: int) -> Hints:
+    """The hints of a SegmentHints payload, given the decoded (h, w) uint8 luma stream."""
     hints = format.parse_payload(format.SegmentHints, payload, "segment hints")
     if hints.segment_step < 2 or hints.quant_step < 1 or not (1 <= hints.cb_spread and 1 <= hints.cr_spread):
         raise FormatError("segment hints: reserved parameter value")
@@ -132,12 +139,9 @@ def decode_segment_hints(payload: bytes, luma_stream: np.ndarray, height: int,
     residuals = entropy.decode_residuals(
         bytes(hints.coded), [(hints.hint_count, hints.cb_spread), (hints.hint_count, hints.cr_spread)], radius)
     left, up = _hint_predictions(segmentation)
-    labels = _full_res_labels(segmentation, height, width).ravel()
-    return tuple(
-        _fill(np.clip(_reconstruct(r, left, up, hints.quant_step), 0, radius), labels, hints.quant_step,
-              height, width)
-        for r in residuals
-    )
+    levels = tuple(_levels(np.clip(_reconstruct(r, left, up, hints.quant_step), 0, radius), hints.quant_step)
+                   for r in residuals)
+    return Hints("segments", labels=segmentation.labels, levels=levels)
 
 
 def grid_thumbnail(cb: np.ndarray, cr: np.ndarray, factor_log2: int) -> np.ndarray:
@@ -156,31 +160,44 @@ def encode_grid_hints(cb: np.ndarray, cr: np.ndarray, factor_log2: int, quality:
     thumbnail = grid_thumbnail(cb, cr, factor_log2) if thumbnail is None else thumbnail
     tiles = hevc.encode_plane(thumbnail, quality)
     payload = format.GridHints.build({"factor_log2": factor_log2, "thumbnail": format.build_hevc_plane(tiles)})
-    decoded = _colorize_grid(hevc.decode_plane(tiles, thumb_height, 2 * thumb_width), height, width)
     return HintCandidate("grid", {"factor": 1 << factor_log2, "quality": quality}, payload,
-                         _squared_errors((cb, cr), decoded))
+                         Hints("grid", thumbnail=hevc.decode_plane(tiles, thumb_height, 2 * thumb_width)))
 
 
-def _colorize_grid(thumbnail: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    thumb_width = thumbnail.shape[1] // 2
-    return tuple(upsample_bicubic(half, height, width)
-                 for half in (thumbnail[:, :thumb_width], thumbnail[:, thumb_width:]))
-
-
-def decode_grid_hints(payload: bytes, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(Cb, Cr), each (height, width) uint8, from a GridHints payload."""
+def read_grid_hints(payload: bytes, height: int, width: int) -> Hints:
+    """The hints of a GridHints payload: the decoded Cb | Cr thumbnail."""
     hints = format.parse_payload(format.GridHints, payload, "grid hints")
     if not 1 <= hints.factor_log2 <= 3:
         raise FormatError(f"grid hints: reserved factor_log2 {hints.factor_log2}")
     thumb_height, thumb_width = reduced_size(height, width, 1 << hints.factor_log2)
     thumbnail = hevc.decode_plane(format.hevc_plane_tiles(bytes(hints.thumbnail), "grid hints"), thumb_height,
                                   2 * thumb_width)
-    return _colorize_grid(thumbnail, height, width)
+    return Hints("grid", thumbnail=thumbnail)
 
 
-def decode_hints(layout: str, payload: bytes, luma_stream: np.ndarray, height: int,
-                 width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Colorize: (Cb, Cr), each (height, width) uint8, from the hints section of ``layout``."""
+def read_hints(layout: str, payload: bytes, luma_stream: np.ndarray, height: int, width: int) -> Hints:
+    """The normative part of stage 3: the hints of a hints section of ``layout`` ("grid" or "segments").
+
+    luma_stream: the decoded (h, w) uint8 luma stream (segment positions derive from it)."""
     if layout == "segments":
-        return decode_segment_hints(payload, luma_stream, height, width)
-    return decode_grid_hints(payload, height, width)
+        return read_segment_hints(payload, luma_stream, height, width)
+    return read_grid_hints(payload, height, width)
+
+
+def colorize(luma: np.ndarray, hints: Hints) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 3 proper: (Cb, Cr), each (H, W) uint8, from the full-size decoded (H, W) uint8 luma and the hints.
+
+    Classical baseline (the luma is not used yet): the thumbnail upsampled bicubically, or each
+    segment filled with its hint."""
+    height, width = luma.shape
+    if hints.layout == "segments":
+        labels = _full_res_labels(hints.labels, height, width)
+        return tuple(levels[labels] for levels in hints.levels)
+    thumb_width = hints.thumbnail.shape[1] // 2
+    return tuple(upsample_bicubic(np.ascontiguousarray(half), height, width)
+                 for half in (hints.thumbnail[:, :thumb_width], hints.thumbnail[:, thumb_width:]))
+
+
+def colorization_errors(cb: np.ndarray, cr: np.ndarray, luma: np.ndarray, hints: Hints) -> tuple[float, float]:
+    """Sums over the image of (Cb - colorized Cb)**2 and the same for Cr; cb, cr: (H, W) float planes."""
+    return tuple(squared_error(plane, result) for plane, result in zip((cb, cr), colorize(luma, hints)))

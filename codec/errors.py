@@ -19,3 +19,7 @@ class ModelMismatchError(NncError):
 
 class InputImageError(NncError):
     """An input image cannot be read or has an unusable size or mode."""
+
+
+class WeightsError(NncError):
+    """A weight file is missing, altered (SHA-256 mismatch) or does not fit its network."""

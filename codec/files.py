@@ -2,24 +2,37 @@
 
 Each job returns a FileResult instead of raising, so a batch goes on past a bad file. The jobs are
 plain picklable functions: they run the same in-process, in a process pool or on a Dask cluster.
+A batch's output folder holds a manifest of what it wrote (BatchManifest), so a run resumes
+exactly. "-" as a single job's source or target is standard input or output.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import json
 import os
+import stat
+import sys
 import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from . import decode, encode_with_report, format, open_image
-from .errors import NncError
+from . import __version__, decode, encode_with_report, format, open_image, restore
+from .errors import FormatError, NncError
+from .weights import model_version
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".pgm", ".heic", ".heif",
                   ".gif", ".avif"}
+STDIO = "-"  # a single job's source (standard input) or target (standard output)
+MANIFEST_NAME = ".nnc-batch.jsonl"
+_OPTIONS_KEEPING_OUTPUT = {"threads", "max_pixels"}  # options that never change an output's bytes
+_MAX_LISTED_CLASHES = 5
 
 
 class OutputExistsError(NncError):
@@ -35,6 +48,8 @@ class EncodeOptions:
     bpp: float | None = None
     strip: bool = False
     baseline: tuple[str, ...] = ()
+    threads: int | None = None
+    max_pixels: int = format.DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -44,11 +59,20 @@ class DecodeOptions:
     max_pixels: int = format.DEFAULT_MAX_PIXELS
     partial: bool = False
     baseline: tuple[str, ...] = ()
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """Options of ``codec.restore`` (see there)."""
+
+    threads: int | None = None
 
 
 @dataclass
 class FileResult:
-    """Outcome of one file job: status "done", "skipped" (output already there) or "failed"."""
+    """Outcome of one file job: status "done", "skipped" (output already there), "kept" (an output
+    this batch did not write is in the way: left alone) or "failed"."""
 
     source: str
     target: str
@@ -62,16 +86,23 @@ def write_atomically(path: Path, data: bytes | None = None, save: Callable[[str]
     """Write ``data`` (or call ``save(temp_path)``) to a temp file beside ``path``, then move it in place.
 
     Without ``force`` an existing ``path`` is never replaced, even one that appears meanwhile
-    (OutputExistsError). On any failure the temp file is removed and ``path`` is untouched."""
+    (OutputExistsError). On any failure the temp file is removed and ``path`` is untouched; an
+    OSError names ``path``, never the temp file. The file gets the mode a plain ``open(path, "w")``
+    gives: that of the file it replaces, else 0o666 less the umask."""
     if path.exists() and not force:
         raise OutputExistsError(f"{path} exists (use --force to overwrite)")
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    try:
+        descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
+                                                 dir=path.parent)
+    except OSError as error:
+        raise type(error)(error.errno, error.strerror, str(path)) from None
     try:
         with os.fdopen(descriptor, "wb") as temp_file:
             if data is not None:
                 temp_file.write(data)
         if save is not None:
             save(temp_name)
+        os.chmod(temp_name, _plain_mode(path))
         if force:
             os.replace(temp_name, path)
         else:
@@ -80,19 +111,66 @@ def write_atomically(path: Path, data: bytes | None = None, save: Callable[[str]
     except FileExistsError:
         os.unlink(temp_name)
         raise OutputExistsError(f"{path} exists (use --force to overwrite)") from None
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temp_name):
             os.unlink(temp_name)
+        if isinstance(error, OSError) and error.filename == temp_name:
+            raise type(error)(error.errno, error.strerror, str(path)) from None
         raise
 
 
+def _plain_mode(path: Path) -> int:
+    """The permission bits ``open(path, "w")`` gives: those of the file it replaces, else 0o666 less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (threads may be creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def output_format(path: Path) -> str:
-    """Pillow's format name for an output path's extension; NncError for an unknown extension."""
+    """Pillow's format name for an output path's extension (HEIF too); NncError for an unknown extension."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()  # also registers saving .heic/.heif
     Image.init()
     image_format = Image.EXTENSION.get(path.suffix.lower())
     if image_format is None or image_format not in Image.SAVE:
         raise NncError(f"unknown output format '{path.suffix}': use .png, .jpg, .webp, .tif, ...")
     return image_format
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise NncError(f"cannot create the output folder {folder}: {error.strerror or error}") from None
+
+
+def _display(name: str, stream: str) -> str:
+    return stream if name == STDIO else name
+
+
+def _read_stdin() -> bytes:
+    return sys.stdin.buffer.read()
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def _run_job(source: str, target: str, skip_existing: bool, force: bool, job: Callable[[Path], str]) -> FileResult:
@@ -101,7 +179,8 @@ def _run_job(source: str, target: str, skip_existing: bool, force: bool, job: Ca
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            if target != STDIO:
+                _make_folder(Path(target).parent)
             message = job(Path(target))
             status = "done"
         except (NncError, OSError) as error:
@@ -113,15 +192,25 @@ def _run_job(source: str, target: str, skip_existing: bool, force: bool, job: Ca
 
 def encode_file(job: tuple[str, str], options: EncodeOptions, force: bool = False,
                 skip_existing: bool = False) -> FileResult:
-    """Encode the image at job[0] into the .nnc file job[1]."""
+    """Encode the image at job[0] into the .nnc file job[1] ("-": standard input / output)."""
     source, target = job
 
     def run(path: Path) -> str:
-        image = open_image(source)
+        if source == STDIO:
+            stream = io.BytesIO(_read_stdin())
+            stream.name = "<stdin>"
+            image = open_image(stream, options.max_pixels)
+        else:
+            image = open_image(source, options.max_pixels)
         data, report = encode_with_report(image, options.quality, options.target_size, options.bpp,
-                                          baseline=options.baseline, strip=options.strip)
-        write_atomically(path, data, force=force)
-        return (f"{source} -> {target}: {report.bytes} bytes, {8 * report.bytes / (image.width * image.height):.4f} "
+                                          max_pixels=options.max_pixels, baseline=options.baseline,
+                                          strip=options.strip, threads=options.threads)
+        if target == STDIO:
+            _write_stdout(data)
+        else:
+            write_atomically(path, data, force=force)
+        return (f"{_display(source, 'stdin')} -> {_display(target, 'stdout')}: {report.bytes} bytes, "
+                f"{8 * report.bytes / (image.width * image.height):.4f} "
                 f"bpp, PSNR {report.psnr:.2f} dB (quality {report.quality}, luma x{report.luma_scale}, "
                 f"{report.hint_layout} hints)")
 
@@ -129,35 +218,190 @@ def encode_file(job: tuple[str, str], options: EncodeOptions, force: bool = Fals
 
 
 def decode_file(job: tuple[str, str], options: DecodeOptions, force: bool = False,
-                skip_existing: bool = False) -> FileResult:
-    """Decode the .nnc file job[0] into the image file job[1] (format from its extension)."""
+                skip_existing: bool = False, stdout_format: str = "png") -> FileResult:
+    """Decode the .nnc file job[0] into the image file job[1] (format from its extension).
+
+    "-" is standard input / output; ``stdout_format`` is then the output's format (an extension)."""
+    source, target = job
+
+    def run(path: Path) -> str:
+        image_format = output_format(Path(f"{STDIO}.{stdout_format.lstrip('.')}") if target == STDIO else path)
+        image = _decode_data(_read_stdin() if source == STDIO else Path(source).read_bytes(), options)
+        metadata = {key: image.info[key] for key in ("icc_profile", "exif") if key in image.info}
+        if target == STDIO:
+            buffer = io.BytesIO()
+            image.save(buffer, format=image_format, **metadata)
+            _write_stdout(buffer.getvalue())
+        else:
+            write_atomically(path, save=lambda name: image.save(name, format=image_format, **metadata), force=force)
+        lost = image.info.get("nnc_lost") if image.info.get("nnc_partial") else None
+        note = {"color hints": " (partial file: grayscale, the color hints were cut off)",
+                "metadata": " (partial file: its metadata was cut off, so no ICC profile or Exif)"}.get(lost, "")
+        return (f"{_display(source, 'stdin')} -> {_display(target, 'stdout')}: {image.width}x{image.height} "
+                f"{image.mode}{note}")
+
+    return _run_job(source, target, skip_existing, force, run)
+
+
+def _decode_data(data: bytes, options: DecodeOptions) -> Image.Image:
+    """codec.decode with ``options``; a truncation error says whether --partial would decode the file."""
+    try:
+        return decode(data, options.max_pixels, options.baseline, options.partial, options.threads)
+    except FormatError as error:
+        if options.partial:
+            raise
+        try:
+            container = format.parse_container(data, options.max_pixels, partial=True)
+        except NncError:
+            raise error from None
+        if container.truncated and "luma" in container.sections:
+            raise FormatError(f"{error}; --partial decodes the part that arrived") from None
+        raise
+
+
+def restore_file(job: tuple[str, str], options: RestoreOptions, force: bool = False,
+                 skip_existing: bool = False) -> FileResult:
+    """Restore the JPEG file job[0] into the image file job[1] (format from its extension); the input
+    is only read."""
     source, target = job
 
     def run(path: Path) -> str:
         image_format = output_format(path)
-        image = decode(Path(source).read_bytes(), options.max_pixels, options.baseline, options.partial)
+        if path.resolve() == Path(source).resolve():
+            raise NncError(f"{target} is the input file: restore never overwrites its input")
+        image = restore(open_image(source), options.threads)
         metadata = {key: image.info[key] for key in ("icc_profile", "exif") if key in image.info}
         write_atomically(path, save=lambda name: image.save(name, format=image_format, **metadata), force=force)
-        note = " (partial file: grayscale, the color hints were cut off)" if image.info.get("nnc_partial") else ""
-        return f"{source} -> {target}: {image.width}x{image.height} {image.mode}{note}"
+        return f"{source} -> {target}: {image.width}x{image.height} {image.mode}, restored"
 
     return _run_job(source, target, skip_existing, force, run)
 
 
 def plan_jobs(inputs: list[str], output: str, target_suffix: str,
               source_suffixes: set[str]) -> tuple[list[tuple[str, str]], bool]:
-    """(source, target) pairs, and whether ``output`` is a folder (several inputs or a folder input).
+    """(source, target) pairs, and whether ``output`` is a batch's folder (several inputs or a folder input).
 
     Folders are walked recursively for files with ``source_suffixes``; their tree is kept under
-    ``output``. A single file input maps to ``output`` itself."""
+    ``output``. A single file input maps to ``output`` itself, or into it (named after the input,
+    with ``target_suffix``) when ``output`` ends with a path separator or is an existing folder.
+    "-" is standard input or output, for one input only. Sources whose outputs would have the same
+    name (photo.jpg and photo.heic) keep their extension in it (photo.jpg.nnc, photo.heic.nnc);
+    clashes left after that, and an output that is its own input, raise NncError before any work."""
     many = len(inputs) != 1 or Path(inputs[0]).is_dir()
+    if many and STDIO in inputs:
+        raise NncError("- (standard input) must be the only input")
+    if many and output == STDIO:
+        raise NncError("-o - (standard output) takes one input file, not several or a folder")
     if not many:
-        return [(inputs[0], output)], False
-    jobs = []
-    for name in inputs:
-        path = Path(name)
-        files = ([(file, file.relative_to(path)) for file in sorted(path.rglob("*"))
-                  if file.is_file() and file.suffix.lower() in source_suffixes] if path.is_dir()
-                 else [(path, Path(path.name))])
-        jobs += [(str(file), str((Path(output) / relative).with_suffix(target_suffix))) for file, relative in files]
-    return jobs, True
+        source, target = inputs[0], output
+        if output != STDIO and (output.endswith(("/", os.sep)) or Path(output).is_dir()):
+            if source == STDIO:
+                raise NncError("reading standard input, -o must name the output file, not a folder")
+            target = str(Path(output) / Path(source).with_suffix(target_suffix).name)
+        jobs = [(source, target)]
+    else:
+        found: dict[str, tuple[Path, Path]] = {}  # resolved source -> (source, path under output)
+        for name in inputs:
+            path = Path(name)
+            files = ([(file, file.relative_to(path)) for file in sorted(path.rglob("*"))
+                      if file.is_file() and file.suffix.lower() in source_suffixes] if path.is_dir()
+                     else [(path, Path(path.name))])
+            for file, relative in files:
+                found.setdefault(os.path.realpath(file), (file, relative))
+        plain = Counter(str(relative.with_suffix(target_suffix)).casefold() for _, relative in found.values())
+        jobs = []
+        for file, relative in found.values():
+            clash = plain[str(relative.with_suffix(target_suffix)).casefold()] > 1
+            name = relative.name + target_suffix if clash else relative.with_suffix(target_suffix).name
+            jobs.append((str(file), str(Path(output) / relative.parent / name)))
+    _check_targets(jobs)
+    return jobs, many
+
+
+def _check_targets(jobs: list[tuple[str, str]]) -> None:
+    """NncError listing the outputs that two sources would write (file names compared without case,
+    as some file systems do) or that would overwrite their own source."""
+    sources_of: dict[str, list[str]] = {}
+    for source, target in jobs:
+        sources_of.setdefault(target.casefold(), []).append(source)
+    clashes = [f"{target} from {' and '.join(sources_of[target.casefold()])}" for source, target in jobs
+               if len(sources_of[target.casefold()]) > 1 and sources_of[target.casefold()][0] == source]
+    if clashes:
+        more = f" and {len(clashes) - _MAX_LISTED_CLASHES} more" if len(clashes) > _MAX_LISTED_CLASHES else ""
+        raise NncError(f"outputs would overwrite each other: {'; '.join(clashes[:_MAX_LISTED_CLASHES])}{more} "
+                       f"(code these inputs into separate folders)")
+    for source, target in jobs:
+        if STDIO not in (source, target) and os.path.realpath(source) == os.path.realpath(target):
+            raise NncError(f"{target} would overwrite its own input")
+
+
+class BatchManifest:
+    """What batches wrote into an output folder: ``.nnc-batch.jsonl`` there, one JSON line per
+    output file (its path under the folder), with its source (resolved path, size, mtime), the
+    command and its options (those that change the output), the nnc and model versions, and the
+    output's own size and mtime, as written.
+
+    An existing output is then "same" (written from this source with these settings: skip it),
+    "stale" (written by nnc from another source, other options or another version: code it again)
+    or "foreign" (not written by nnc, or changed since: never overwritten without --force).
+    """
+
+    def __init__(self, folder: Path, command: str, options: object) -> None:
+        self.folder = folder
+        self.path = folder / MANIFEST_NAME
+        settings = {key: value for key, value in dataclasses.asdict(options).items()
+                    if key not in _OPTIONS_KEEPING_OUTPUT}
+        settings = {"command": command, "options": settings, "nnc": __version__,
+                    "model_version": model_version().hex()}
+        self.settings = json.loads(json.dumps(settings))  # as read back: tuples become lists
+        self.records: dict[str, dict] = {}
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:  # a line cut short by a crash
+                continue
+            if isinstance(record, dict) and isinstance(record.get("output"), str):
+                self.records[record["output"]] = record
+        if lines:
+            self.compact()
+
+    def _record(self, source: str, target: str, output: os.stat_result) -> dict:
+        source_stat = os.stat(source)
+        return {"output": Path(target).relative_to(self.folder).as_posix(), "output_size": output.st_size,
+                "output_mtime_ns": output.st_mtime_ns, "source": os.path.realpath(source),
+                "source_size": source_stat.st_size, "source_mtime_ns": source_stat.st_mtime_ns, **self.settings}
+
+    def state(self, source: str, target: str) -> str:
+        """"new" (no output yet), or for an existing output "same", "stale" or "foreign" (see the class)."""
+        try:
+            output = os.stat(target)
+        except FileNotFoundError:
+            return "new"
+        record = self.records.get(Path(target).relative_to(self.folder).as_posix())
+        if record is None or (record.get("output_size"), record.get("output_mtime_ns")) != (
+                output.st_size, output.st_mtime_ns):
+            return "foreign"
+        return "same" if record == self._record(source, target, output) else "stale"
+
+    def add(self, source: str, target: str) -> None:
+        """Record that ``target`` was just written from ``source`` with this batch's settings."""
+        record = self._record(source, target, os.stat(target))
+        self.records[record["output"]] = record
+        try:
+            with open(self.path, "a", encoding="utf-8") as manifest:
+                manifest.write(json.dumps(record) + "\n")
+        except OSError as error:
+            raise NncError(f"cannot write {self.path}: {error.strerror or error}") from None
+
+    def compact(self) -> None:
+        """Rewrite the manifest with one line per output that still exists."""
+        kept = [record for key, record in self.records.items() if (self.folder / key).is_file()]
+        data = "".join(json.dumps(record) + "\n" for record in kept).encode("utf-8")
+        try:
+            write_atomically(self.path, data, force=True)
+        except OSError as error:
+            raise NncError(f"cannot write {self.path}: {error.strerror or error}") from None

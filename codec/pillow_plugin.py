@@ -5,16 +5,23 @@ Opening reads the header only (size and mode); pixels are decoded on load().
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import IO
 
 from PIL import Image, ImageFile
 
 from . import format
 from .errors import NncError
+from .stages import Stages
+
+_decode_stages = Stages()  # how files opened through Pillow decode; set by register_nnc_opener
 
 
 def _accept(prefix: bytes) -> bool:
-    return prefix[: len(format.MAGIC)] == format.MAGIC
+    """The file starts with the whole signature: the magic, then a format version this decoder reads."""
+    magic_length = len(format.MAGIC)
+    return (len(prefix) > magic_length and prefix[:magic_length] == format.MAGIC
+            and prefix[magic_length] >> 4 <= format.FORMAT_VERSION_MAJOR)
 
 
 class NncImageFile(ImageFile.ImageFile):
@@ -38,7 +45,7 @@ class NncImageFile(ImageFile.ImageFile):
 
             self.fp.seek(0)
             try:
-                decoded = decode(self.fp.read())
+                decoded = decode(self.fp.read(), baseline=_decode_stages)
             except NncError as error:
                 raise OSError(str(error)) from None
             self.im = decoded.im
@@ -47,14 +54,28 @@ class NncImageFile(ImageFile.ImageFile):
 
 
 def _save(image: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    """image.save(..., quality=, target_size=, bpp=, strip=, icc_profile=, exif=, baseline=, threads=):
+    as ``codec.encode``.
+
+    As in Pillow's own plugins, an ``icc_profile`` or ``exif`` keyword replaces the image's own
+    (None or empty: none)."""
     from . import encode
 
-    options = {key: image.encoderinfo[key] for key in ("quality", "target_size", "bpp") if key in image.encoderinfo}
+    options = {key: image.encoderinfo[key] for key in ("quality", "target_size", "bpp", "strip", "icc_profile", "exif",
+                                                       "baseline", "threads")
+               if key in image.encoderinfo}
+    for key in ("icc_profile", "exif"):
+        if key in options and options[key] is None:
+            options[key] = b""
     fp.write(encode(image, **options))
 
 
-def register_nnc_opener() -> None:
-    """Teach Pillow to open and save .nnc files (Image.open, Image.save with format "NNC" or ".nnc")."""
+def register_nnc_opener(baseline: Iterable[str] = (), threads: int | None = None) -> None:
+    """Teach Pillow to open and save .nnc files (Image.open, Image.save with format "NNC" or ".nnc").
+
+    baseline, threads: how opened files decode (see ``codec.decode``); ``save`` takes its own."""
+    global _decode_stages
+    _decode_stages = Stages.of(baseline, threads)
     Image.register_open(NncImageFile.format, NncImageFile, _accept)
     Image.register_save(NncImageFile.format, _save)
     Image.register_extension(NncImageFile.format, ".nnc")

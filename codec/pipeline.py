@@ -5,6 +5,7 @@ chosen among candidates by rate-distortion: the candidate with the least D + lam
 D the squared error it leaves in RGB (luma error counts once, Cb 1.086x, Cr 0.825x: BT.601's
 weights of each channel's error in the RGB mean squared error) and R its bits.
 Decoder: luma stream -> upscale (stage 2) -> colorize from hints (stage 3) -> deblock (stage 4).
+The encoder judges its last candidates by what that decoder outputs (analysis by synthesis).
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import numpy as np
 from . import chroma, format, luma
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
 from .deblock import apply_deblock
-from .errors import FormatError, ModelMismatchError
-from .metrics import psnr
+from .errors import FormatError
+from .metrics import psnr, squared_error
+from .models import RELEASES
 from .segmentation import segment_luma
+from .stages import Stages
 from .upscale import apply_upscale
-from .weights import model_version
+from .weights import model_version, release_models
 
 QUALITY_RANGE = (1, 100)
-STAGES = ("intra", "upscale", "color", "deblock")
-LEARNED_STAGES: frozenset[str] = frozenset()  # stages with a learned version; v0.1 has none yet
+LUMA_FINALISTS = 3  # luma candidates (best by the classical estimate) judged on the decoder's real output
+                    # (one on large images: the classical estimate decides, for encode time)
 CB_WEIGHT, CR_WEIGHT = 1.086, 0.825
 LUMA_SCALE_CHOICES = (1, 2, 4)
 GRID_FACTOR_LOG2_CHOICES = (1, 2, 3)
@@ -75,10 +78,14 @@ class ImageEncoder:
     """Encodes one image at any quality; remembers coded candidates, so a search over quality
     (``--target-size``) codes each (scale, x265 quality) or hint option once."""
 
-    def __init__(self, pixels: np.ndarray, icc_profile: bytes = b"", exif: bytes = b"") -> None:
+    def __init__(self, pixels: np.ndarray, icc_profile: bytes = b"", exif: bytes = b"",
+                 stages: Stages | None = None) -> None:
         """pixels: (H, W, 3) uint8 RGB, or (H, W) uint8 grayscale (stored without hints).
-        icc_profile, exif: metadata to keep in the file (empty: none)."""
+        icc_profile, exif: metadata to keep in the file (empty: none). stages: the decoder stages
+        to judge candidates by (default: every learned stage of the newest release)."""
         self.pixels = pixels
+        self.stages = stages or Stages()
+        self.release = RELEASES[-1]
         self.metadata = format.build_metadata(icc_profile, exif) if icc_profile or exif else b""
         self.height, self.width = pixels.shape[:2]
         self.is_gray = pixels.ndim == 2
@@ -88,7 +95,9 @@ class ImageEncoder:
             self.luma_plane, self.cb, self.cr = rgb_to_ycbcr(pixels)
         self.large = self.height * self.width > LARGE_IMAGE_PIXELS
         self._luma_cache: dict = {}
+        self._luma_errors: dict = {}  # (scale, x265 quality) -> squared luma error after every decoder stage
         self._hint_cache: dict = {}
+        self._hint_errors: dict = {}
         self._segmentations: dict = {}
         self._downsampled: dict = {}  # planes to code, by ("luma", scale) or ("grid", factor_log2)
 
@@ -106,13 +115,33 @@ class ImageEncoder:
                                                      self._downsampled_plane("luma", scale))
         return self._luma_cache[key]
 
-    def _choose_luma(self, quality: int, lam: float) -> luma.LumaCandidate:
+    def choose_luma(self, quality: int) -> luma.LumaCandidate:
+        """The luma stream coded at ``quality`` (1..100): the candidate of least D + lambda R, with D
+        first estimated after classical upscaling, then, for the best LUMA_FINALISTS, measured on
+        the decoder's real output (stage 4 included)."""
+        lam = lagrange_multiplier(quality)
         candidates = [self._luma(scale, x265_quality)
                       for scale in LUMA_SCALE_CHOICES if min(self.height, self.width) >= scale
                       for x265_quality in _x265_qualities(quality, scale.bit_length() - 1, self.large)]
-        return min(candidates, key=lambda c: c.squared_error + lam * c.bits)
+        finalists = sorted(candidates, key=lambda c: c.squared_error + lam * c.bits)
+        if self.large:
+            return finalists[0]
+        return min(finalists[:LUMA_FINALISTS], key=lambda c: self._decoded_luma_error(c) + lam * c.bits)
 
-    def _hint_candidates(self, quality: int, luma_choice: luma.LumaCandidate) -> list[chroma.HintCandidate]:
+    def decoded_luma(self, candidate: luma.LumaCandidate) -> np.ndarray:
+        """(H, W) uint8: the luma the decoder outputs for ``candidate`` (stages 2 and 4)."""
+        full_luma = apply_upscale(candidate.stream, self.height, self.width)
+        return apply_deblock(full_luma, len(candidate.payload), candidate.stream.size, candidate.scale,
+                             lambda: self.stages.network("deblock", self.release), self.stages.threads)
+
+    def _decoded_luma_error(self, candidate: luma.LumaCandidate) -> float:
+        key = (candidate.scale, candidate.quality)
+        if key not in self._luma_errors:
+            self._luma_errors[key] = squared_error(self.luma_plane, self.decoded_luma(candidate))
+        return self._luma_errors[key]
+
+    def _hint_candidates(self, quality: int, luma_choice: luma.LumaCandidate) -> list[tuple]:
+        """The keys in ``_hint_cache`` of the hint candidates at ``quality``, coding each new one."""
         candidates = []
         for factor_log2 in GRID_FACTOR_LOG2_CHOICES:
             for x265_quality in _x265_qualities(quality, factor_log2, self.large):
@@ -120,7 +149,7 @@ class ImageEncoder:
                 if key not in self._hint_cache:
                     self._hint_cache[key] = chroma.encode_grid_hints(
                         self.cb, self.cr, factor_log2, x265_quality, self._downsampled_plane("grid", factor_log2))
-                candidates.append(self._hint_cache[key])
+                candidates.append(key)
         if self.large:
             return candidates
         for full_step in SEGMENT_STEPS:
@@ -133,11 +162,18 @@ class ImageEncoder:
                 if key not in self._hint_cache:
                     self._hint_cache[key] = chroma.encode_segment_hints(
                         self.cb, self.cr, luma_choice.stream, step, quant_step, self._segmentations[segment_key])
-                candidates.append(self._hint_cache[key])
+                candidates.append(key)
         return candidates
 
-    def _chroma_cost(self, candidate: chroma.HintCandidate, lam: float) -> float:
-        cb_error, cr_error = candidate.squared_errors
+    def _chroma_cost(self, hint_key: tuple, luma_choice: luma.LumaCandidate, full_luma: np.ndarray,
+                     lam: float) -> float:
+        """D + lambda R of a hint candidate; D from colorizing ``full_luma``, the decoder's stage-2
+        output for ``luma_choice``."""
+        candidate = self._hint_cache[hint_key]
+        key = (hint_key, luma_choice.scale, luma_choice.quality)
+        if key not in self._hint_errors:
+            self._hint_errors[key] = chroma.colorization_errors(self.cb, self.cr, full_luma, candidate.hints)
+        cb_error, cr_error = self._hint_errors[key]
         return CB_WEIGHT * cb_error + CR_WEIGHT * cr_error + lam * candidate.bits
 
     def encode(self, quality: int) -> tuple[bytes, EncodeReport]:
@@ -145,11 +181,13 @@ class ImageEncoder:
         if not QUALITY_RANGE[0] <= quality <= QUALITY_RANGE[1]:
             raise ValueError(f"quality must be in {QUALITY_RANGE[0]}..{QUALITY_RANGE[1]}, not {quality}")
         lam = lagrange_multiplier(quality)
-        luma_choice = self._choose_luma(quality, lam)
+        luma_choice = self.choose_luma(quality)
         sections = {"luma": luma_choice.payload}
         hints = None
         if not self.is_gray:
-            hints = min(self._hint_candidates(quality, luma_choice), key=lambda c: self._chroma_cost(c, lam))
+            full_luma = apply_upscale(luma_choice.stream, self.height, self.width)
+            hints = self._hint_cache[min(self._hint_candidates(quality, luma_choice),
+                                         key=lambda key: self._chroma_cost(key, luma_choice, full_luma, lam))]
             sections["hints"] = hints.payload
         if self.metadata:
             sections["metadata"] = self.metadata
@@ -162,7 +200,7 @@ class ImageEncoder:
         report = EncodeReport(quality, len(data), luma_choice.scale, luma_choice.quality, container.hint_layout,
                               hints.params if hints else {},
                               {name: len(payload) for name, payload in sections.items()},
-                              psnr(self.pixels, decode_file_bytes(data).pixels))
+                              psnr(self.pixels, decode_file_bytes(data, stages=self.stages).pixels))
         return data, report
 
 
@@ -176,36 +214,33 @@ class Decoded:
     partial: bool = False  # the file was cut short: its color hints (or metadata) are missing
 
 
-def decode_file_bytes(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, partial: bool = False) -> Decoded:
-    """Decode .nnc bytes. With ``partial``, a file cut short after its luma section gives the
-    grayscale image (``Decoded.partial`` set) instead of an error."""
+def decode_file_bytes(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, partial: bool = False,
+                      stages: Stages | None = None) -> Decoded:
+    """Decode .nnc bytes with the weights of the release the file names (spec 6). With ``partial``,
+    a file cut short after its luma section gives the grayscale image (``Decoded.partial`` set)
+    instead of an error. ``stages``: which stages run their baseline, and torch's threads."""
+    stages = stages or Stages()
     container = format.parse_container(data, max_pixels, partial)
-    if container.model_version != model_version():
-        raise ModelMismatchError(f"file needs model version {container.model_version.hex()}, "
-                                 f"this nnc has {model_version().hex()}: install the matching nnc")
+    release = release_models(container.model_version)
     if "luma" not in container.sections:
         raise FormatError("file is truncated: no complete luma section")
-    stream = luma.decode_luma(container.sections["luma"], container.luma_codec, container.luma_scale,
-                              container.height, container.width)
-    full_luma = apply_upscale(stream, container.height, container.width)
+    luma_payload = container.sections["luma"]
+    height, width, scale = container.height, container.width, container.luma_scale
+    stream = luma.decode_luma(luma_payload, container.luma_codec, scale, height, width)
+    full_luma = apply_upscale(stream, height, width)
     icc_profile, exif = (format.parse_metadata(container.sections["metadata"]) if "metadata" in container.sections
                          else (b"", b""))
+    hints = None
+    if container.hint_layout != "none":
+        if "hints" in container.sections:
+            hints = chroma.read_hints(container.hint_layout, container.sections["hints"], stream, height, width)
+        elif not partial:
+            raise FormatError("file is truncated: no color hints section")
+    colors = chroma.colorize(full_luma, hints) if hints else None
+    deblocked = apply_deblock(full_luma, len(luma_payload), stream.size, scale,
+                              lambda: stages.network("deblock", release), stages.threads)
     if container.hint_layout == "none":
-        return Decoded(full_luma, icc_profile, exif, container.truncated)
-    if "hints" not in container.sections:
-        if container.truncated:
-            return Decoded(full_luma, partial=True)
-        raise FormatError("file is truncated: no color hints section")
-    cb, cr = chroma.decode_hints(container.hint_layout, container.sections["hints"], stream,
-                                 container.height, container.width)
-    return Decoded(apply_deblock(ycbcr_to_rgb(full_luma, cb, cr)), icc_profile, exif, container.truncated)
-
-
-def check_baseline(baseline: tuple[str, ...] | list[str] | frozenset[str]) -> frozenset[str]:
-    """The stages to run as their classical baseline; ValueError naming any unknown stage.
-
-    A stage with no learned version (all of them in v0.1) runs its baseline anyway."""
-    unknown = set(baseline) - set(STAGES)
-    if unknown:
-        raise ValueError(f"unknown stage {', '.join(sorted(unknown))}: choose from {', '.join(STAGES)}")
-    return frozenset(baseline)
+        return Decoded(deblocked, icc_profile, exif, container.truncated)
+    if colors is None:
+        return Decoded(deblocked, partial=True)
+    return Decoded(ycbcr_to_rgb(deblocked, *colors), icc_profile, exif, container.truncated)

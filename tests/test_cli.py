@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import io
+import os
+import re
+import shlex
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
 import cli
-from conftest import synthetic_rgb
+import codec
+from codec import files
+from conftest import icc_profile, synthetic_rgb
+
+README = Path(__file__).parents[1] / "README.md"
 
 
 @pytest.fixture
@@ -29,7 +39,8 @@ def test_encode_decode_info(workdir):
     assert result.exit_code == 0
     assert Image.open(workdir / "a_out.png").size == (48, 32)
     result = run("info", workdir / "a.nnc")
-    assert result.exit_code == 0 and "model_version: e3b0c442" in result.output and "width: 48" in result.output
+    assert result.exit_code == 0 and f"model_version: {codec.weights.model_version().hex()}" in result.output
+    assert "width: 48" in result.output and "decoder_models: deblock deblock-v1" in result.output
 
 
 def test_existing_output_is_kept_without_force(workdir):
@@ -60,7 +71,10 @@ def test_bad_files_give_one_line_errors(workdir, content):
     good = (run("encode", workdir / "a.png", "-o", workdir / "a.nnc"), (workdir / "a.nnc").read_bytes())[1]
     data = good[: len(good) // 2] if content is None else content
     (workdir / "bad.nnc").write_bytes(data)
-    for command in (["decode", workdir / "bad.nnc", "-o", workdir / "x.png"], ["info", workdir / "bad.nnc"]):
+    commands = [["decode", workdir / "bad.nnc", "-o", workdir / "x.png"]]
+    if content is not None:  # info shows the header of a file cut short (test_a_file_cut_in_its_metadata)
+        commands.append(["info", workdir / "bad.nnc"])
+    for command in commands:
         result = run(*command)
         assert result.exit_code == 1, result.output
         assert result.output.startswith("Error: ") and result.output.count("\n") == 1
@@ -83,7 +97,7 @@ def test_usage_errors_exit_2(workdir):
 def test_folder_to_folder(workdir):
     result = run("encode", workdir, "-o", workdir / "out", "-q", "20")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (workdir / "out").iterdir()) == ["a.nnc", "b.nnc"]
+    assert sorted(p.name for p in (workdir / "out").iterdir()) == [".nnc-batch.jsonl", "a.nnc", "b.nnc"]
 
 
 def test_decode_never_touches_the_input(workdir):
@@ -179,11 +193,11 @@ def test_metadata_written_back_unless_stripped(workdir):
     image = Image.fromarray(synthetic_rgb(12, 12))
     exif = Image.Exif()
     exif[0x010F] = "TestCam"
-    image.save(workdir / "m.jpg", exif=exif, icc_profile=b"icc" * 50, quality=95)
+    image.save(workdir / "m.jpg", exif=exif, icc_profile=icc_profile("RGB"), quality=95)
     run("encode", workdir / "m.jpg", "-o", workdir / "m.nnc")
     run("decode", workdir / "m.nnc", "-o", workdir / "m_out.jpg")
     with Image.open(workdir / "m_out.jpg") as decoded:
-        assert decoded.info.get("icc_profile") == b"icc" * 50 and decoded.getexif()[0x010F] == "TestCam"
+        assert decoded.info.get("icc_profile") == icc_profile("RGB") and decoded.getexif()[0x010F] == "TestCam"
     run("encode", workdir / "m.jpg", "-o", workdir / "s.nnc", "--strip")
     run("decode", workdir / "s.nnc", "-o", workdir / "s_out.png")
     with Image.open(workdir / "s_out.png") as decoded:
@@ -208,10 +222,23 @@ def test_unreachable_cluster_is_a_one_line_error(workdir):
     assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith("Error: cannot reach")
 
 
-@pytest.mark.parametrize("command", [[], ["encode"], ["decode"], ["info"], ["compare"]])
+@pytest.mark.parametrize("command", [[], ["encode"], ["decode"], ["info"], ["compare"], ["restore"]])
 def test_every_help_shows_an_example(command):
     result = run(*command, "--help")
     assert result.exit_code == 0 and "Example: nnc" in result.output
+
+
+def test_baseline_deblock_and_threads_reach_the_decoder(workdir, photo):
+    photo.save(workdir / "photo.png")
+    assert run("encode", workdir / "photo.png", "-o", workdir / "photo.nnc", "-q", "10").exit_code == 0
+    outputs = {}
+    for name, options in {"learned": [], "one": ["--threads", "1"], "base": ["--baseline", "deblock"]}.items():
+        result = run("decode", workdir / "photo.nnc", "-o", workdir / f"{name}.png", *options)
+        assert result.exit_code == 0, result.output
+        outputs[name] = np.asarray(Image.open(workdir / f"{name}.png"))
+    assert np.array_equal(outputs["learned"], outputs["one"])
+    assert not np.array_equal(outputs["learned"], outputs["base"])
+    assert run("decode", workdir / "photo.nnc", "-o", workdir / "x.png", "--threads", "0").exit_code == 2
 
 
 def test_baseline_switch_is_accepted_and_checked(workdir):
@@ -227,3 +254,228 @@ def test_baseline_switch_is_accepted_and_checked(workdir):
         import codec
 
         codec.decode((workdir / "base.nnc").read_bytes(), baseline=("bogus",))
+
+
+# Data loss and damage
+
+def test_photos_whose_names_clash_are_all_kept(workdir):
+    Image.fromarray(synthetic_rgb(24, 24, seed=7)).save(workdir / "a.jpg", quality=95)  # beside a.png
+    result = run("encode", workdir, "-o", workdir / "out", "-q", "30")
+    assert result.exit_code == 0, result.output
+    out = workdir / "out"
+    assert sorted(p.name for p in out.glob("*.nnc")) == ["a.jpg.nnc", "a.png.nnc", "b.nnc"]
+    assert codec.decode((out / "a.jpg.nnc").read_bytes()).size == (24, 24)
+    assert codec.decode((out / "a.png.nnc").read_bytes()).size == (48, 32)
+    again = run("encode", workdir, "-o", out, "-q", "30")
+    assert again.exit_code == 0 and "0 done, 3 skipped" in again.output
+
+
+def test_clashes_left_are_refused_before_any_work(tmp_path):
+    for folder in ("d1", "d2"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(synthetic_rgb(8, 8)).save(tmp_path / folder / "x.png")
+    result = run("encode", tmp_path / "d1", tmp_path / "d2", "-o", tmp_path / "out")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "overwrite each other" in result.output and "d1" in result.output and "d2" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_knows_exactly_what_it_wrote(workdir, monkeypatch):
+    out = workdir / "out"
+    assert run("encode", workdir, "-o", out, "-q", "30").exit_code == 0
+    first = (out / "a.nnc").read_bytes()
+    assert "0 done, 2 skipped" in run("encode", workdir, "-o", out, "-q", "30").output
+    requality = run("encode", workdir, "-o", out, "-q", "70")  # its own outputs, other options: coded again
+    assert requality.exit_code == 0 and "2 done, 0 skipped" in requality.output
+    assert (out / "a.nnc").read_bytes() != first
+    Image.fromarray(synthetic_rgb(32, 48, seed=9)).save(workdir / "a.png")  # another photo, same name
+    assert "1 done, 1 skipped" in run("encode", workdir, "-o", out, "-q", "70").output
+    monkeypatch.setattr(files, "__version__", "99.0")  # another nnc version
+    assert "2 done, 0 skipped" in run("encode", workdir, "-o", out, "-q", "70").output
+    (out / "b.nnc").write_bytes(b"not written by nnc")
+    kept = run("encode", workdir, "-o", out, "-q", "70")
+    assert kept.exit_code == 1 and "1 kept" in kept.output and "--force" in kept.output
+    assert (out / "b.nnc").read_bytes() == b"not written by nnc"
+    forced = run("encode", workdir, "-o", out, "-q", "70", "--force")
+    assert forced.exit_code == 0 and (out / "b.nnc").read_bytes()[:3] == b"NNC"
+
+
+def test_outputs_are_readable_by_others(workdir):
+    previous = os.umask(0o022)
+    try:
+        assert run("encode", workdir / "a.png", "-o", workdir / "a.nnc").exit_code == 0
+        assert run("decode", workdir / "a.nnc", "-o", workdir / "a_out.png").exit_code == 0
+    finally:
+        os.umask(previous)
+    assert all((workdir / name).stat().st_mode & 0o777 == 0o644 for name in ("a.nnc", "a_out.png"))
+
+
+# The command line does what it says
+
+def test_one_input_into_a_folder(workdir):
+    result = run("encode", workdir / "a.png", "-o", str(workdir / "new") + os.sep)
+    assert result.exit_code == 0, result.output
+    assert (workdir / "new").is_dir() and (workdir / "new" / "a.nnc").is_file()
+    (workdir / "existing").mkdir()
+    assert run("encode", workdir / "a.png", "-o", workdir / "existing").exit_code == 0
+    assert run("encode", workdir / "a.png", "-o", workdir / "existing", "--force").exit_code == 0
+    assert run("decode", workdir / "new" / "a.nnc", "-o", workdir / "existing", "--format", "jpg").exit_code == 0
+    assert sorted(p.name for p in (workdir / "existing").iterdir()) == ["a.jpg", "a.nnc"]
+
+
+def test_wrong_output_extension_is_refused(workdir):
+    result = run("encode", workdir / "a.png", "-o", workdir / "oops.jpg")
+    assert result.exit_code == 2 and "oops.jpg does not end in .nnc" in result.output
+    assert not (workdir / "oops.jpg").exists()
+    assert run("decode", workdir / "a.png", "-o", workdir / "x.unknown").exit_code == 2
+
+
+def test_decode_writes_heic(workdir, monkeypatch):
+    import pillow_heif
+
+    run("encode", workdir / "a.png", "-o", workdir / "a.nnc", "-q", "60")
+    for registry in ("EXTENSION", "SAVE", "OPEN"):  # as in a fresh process, before any HEIC was opened
+        monkeypatch.setattr(Image, registry, {key: value for key, value in getattr(Image, registry).items()
+                                              if value != "HEIF" and key != "HEIF"})
+    result = run("decode", workdir / "a.nnc", "-o", workdir / "a.heic")
+    assert result.exit_code == 0, result.output
+    pillow_heif.register_heif_opener()
+    with Image.open(workdir / "a.heic") as decoded:
+        assert decoded.format == "HEIF" and decoded.size == (48, 32)
+
+
+def test_output_folder_that_cannot_be_made_is_one_error_line(workdir):
+    (workdir / "file").write_bytes(b"a file, not a folder")
+    for inputs, output in (([workdir / "a.png"], str(workdir / "file" / "sub") + os.sep),
+                           ([workdir], workdir / "file" / "sub")):
+        result = run("encode", *inputs, "-o", output)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.output == f"Error: cannot create the output folder {workdir / 'file' / 'sub'}: Not a directory\n"
+
+
+def test_unwritable_target_error_names_the_users_path(workdir, monkeypatch):
+    import tempfile
+
+    def refuse(prefix, suffix, dir):
+        raise PermissionError(13, "Permission denied", os.path.join(dir, prefix + "k2j3h4" + suffix))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    result = run("encode", workdir / "a.png", "-o", workdir / "a.nnc")
+    assert result.exit_code == 1 and result.output == f"Error: [Errno 13] Permission denied: '{workdir / 'a.nnc'}'\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_folder_is_one_error_line(workdir):
+    (workdir / "locked").mkdir()
+    (workdir / "locked").chmod(0o555)
+    try:
+        result = run("encode", workdir / "a.png", "-o", workdir / "locked" / "a.nnc")
+    finally:
+        (workdir / "locked").chmod(0o755)
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert str(workdir / "locked" / "a.nnc") in result.output and ".tmp" not in result.output
+
+
+def test_unknown_batch_format_is_a_usage_error_before_any_work(workdir):
+    run("encode", workdir, "-o", workdir / "coded")
+    result = run("decode", workdir / "coded", "-o", workdir / "decoded", "--format", "xyz")
+    assert result.exit_code == 2 and "--format" in result.output and "xyz" in result.output
+    assert not (workdir / "decoded").exists()
+
+
+def test_dash_is_standard_input_and_output(workdir):
+    encoded = CliRunner().invoke(cli.main, ["encode", "-", "-o", "-", "-q", "40"],
+                                 input=(workdir / "a.png").read_bytes())
+    assert encoded.exit_code == 0, encoded.output
+    assert encoded.stdout_bytes[:3] == b"NNC" and "bpp" in encoded.stderr  # the summary stays off stdout
+    assert codec.decode(encoded.stdout_bytes).size == (48, 32)
+    decoded = CliRunner().invoke(cli.main, ["decode", "-", "-o", "-", "--format", "jpg"], input=encoded.stdout_bytes)
+    assert decoded.exit_code == 0 and "48x32" in decoded.stderr
+    with Image.open(io.BytesIO(decoded.stdout_bytes)) as image:
+        assert image.format == "JPEG" and image.size == (48, 32)
+    to_file = CliRunner().invoke(cli.main, ["decode", "-", "-o", str(workdir / "piped.png")],
+                                 input=encoded.stdout_bytes)
+    assert to_file.exit_code == 0 and Image.open(workdir / "piped.png").size == (48, 32)
+
+
+def test_encode_takes_max_pixels(workdir, monkeypatch):
+    result = run("encode", workdir / "a.png", "-o", workdir / "a.nnc", "--max-pixels", "100")
+    assert result.exit_code == 1 and "over the limit of 100" in result.output
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # as a 100 MP photo against Pillow's default limit
+    result = run("encode", workdir / "a.png", "-o", workdir / "a.nnc", "--max-pixels", "2000")
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.output and Image.MAX_IMAGE_PIXELS == 500
+
+
+def test_animated_input_warns_that_only_one_frame_is_coded(workdir):
+    frames = [Image.fromarray(synthetic_rgb(16, 16, seed=seed)) for seed in (1, 2, 3)]
+    frames[0].save(workdir / "anim.gif", save_all=True, append_images=frames[1:])
+    result = run("encode", workdir / "anim.gif", "-o", workdir / "anim.nnc")
+    assert result.exit_code == 0 and "Warning: the image has 3 frames: nnc codes only frame 1" in result.output
+
+
+def test_a_file_cut_in_its_metadata(workdir):
+    from codec import format
+
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    Image.fromarray(synthetic_rgb(32, 48)).save(workdir / "m.jpg", exif=exif, quality=95)
+    run("encode", workdir / "m.jpg", "-o", workdir / "m.nnc", "-q", "60")
+    data = (workdir / "m.nnc").read_bytes()
+    assert list(format.parse_container(data).sections)[-1] == "metadata"
+    (workdir / "cut.nnc").write_bytes(data[:-3])
+    plain = run("decode", workdir / "cut.nnc", "-o", workdir / "cut.png")
+    assert plain.exit_code == 1 and "truncated" in plain.output and "--partial" in plain.output
+    result = run("decode", workdir / "cut.nnc", "-o", workdir / "cut.png", "--partial")
+    assert result.exit_code == 0 and "grayscale" not in result.output and "metadata was cut off" in result.output
+    assert Image.open(workdir / "cut.png").mode == "RGB"
+    info = run("info", workdir / "cut.nnc")
+    assert info.exit_code == 0 and "width: 48" in info.output and "truncated: yes" in info.output
+    assert "truncated: no" in run("info", workdir / "m.nnc").output
+
+
+# README snippets run as written
+
+def _readme_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+
+
+def test_readme_python_snippet_runs_as_written(tmp_path, monkeypatch, photo):
+    photo.save(tmp_path / "photo.jpg", quality=90)
+    monkeypatch.chdir(tmp_path)
+    blocks = _readme_blocks("python")
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+    with Image.open(tmp_path / "photo.png") as decoded:
+        assert decoded.size == photo.size
+
+
+def test_readme_commands_run_as_written(tmp_path, monkeypatch, photo):
+    """The `nnc` lines of the README's "Use" section, in order (a --cluster line needs a scheduler)."""
+    photo.save(tmp_path / "photo.jpg", quality=90)
+    (tmp_path / "photos").mkdir()
+    for seed in (1, 2):
+        Image.fromarray(synthetic_rgb(24, 32, seed=seed)).save(tmp_path / "photos" / f"{seed}.jpg", quality=90)
+    data = codec.encode(photo, quality=40)
+    (tmp_path / "cut.nnc").write_bytes(data[: codec.info(data)["sections"]["luma"] + 20])  # cut in the hints
+    monkeypatch.chdir(tmp_path)
+    use = README.read_text(encoding="utf-8").split("## Use", 1)[1].split("\n## ", 1)[0]
+    commands = [shlex.split(line, comments=True) for block in re.findall(r"```sh\n(.*?)```", use, re.DOTALL)
+                for line in block.splitlines()]
+    commands = [words for words in commands if words and words[0] == "nnc" and "--cluster" not in words]
+    assert len(commands) >= 10
+    for words in commands:
+        arguments, redirects = words[1:], {}
+        for sign in ("<", ">"):
+            if sign in arguments:
+                at = arguments.index(sign)
+                redirects[sign] = Path(arguments.pop(at + 1))
+                arguments.pop(at)
+        stdin = redirects["<"].read_bytes() if "<" in redirects else None
+        result = CliRunner().invoke(cli.main, arguments, input=stdin)
+        assert result.exit_code == 0, f"{shlex.join(words)}: {result.output}"
+        if ">" in redirects:
+            redirects[">"].write_bytes(result.stdout_bytes)
+    with Image.open(tmp_path / "copy.jpg") as piped:  # written by the `- -o -` line
+        assert piped.format == "JPEG" and piped.size == photo.size

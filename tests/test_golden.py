@@ -1,6 +1,7 @@
-"""Decoding is bit-exact on every machine: shipped files decode to recorded pixel digests.
+"""Decoding is bit-exact and never breaks: shipped files of every model version decode to recorded digests.
 
-Regenerate (only after a deliberate format or decoder change) with NNC_REGEN_GOLDEN=1.
+Files of an older model version are never regenerated. With NNC_REGEN_GOLDEN=1, the cases of the
+newest model version (and only those) are encoded anew and their digests recorded.
 """
 
 from __future__ import annotations
@@ -15,10 +16,18 @@ import pytest
 from PIL import Image
 
 import codec
+from codec.models import RELEASES
+from codec.weights import model_version, release_version
 from conftest import SAMPLE_PHOTO
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
-CASES = {"photo_grid": 20, "photo_segments": 1}  # file stem -> quality it was encoded at
+# file stem -> (quality it was encoded at, model version it was written with)
+CASES = {
+    "photo_grid": (20, "e3b0c442"),
+    "photo_segments": (1, "e3b0c442"),
+    "photo_grid_deblock1": (20, release_version(RELEASES[1]).hex()),
+    "photo_segments_deblock1": (1, release_version(RELEASES[1]).hex()),
+}
 
 
 def _source() -> Image.Image:
@@ -32,22 +41,30 @@ def _digest(image: Image.Image) -> str:
 
 @pytest.fixture(scope="module")
 def digests() -> dict:
-    """The recorded digests; with NNC_REGEN_GOLDEN=1, first re-encode the files and record anew."""
+    """The recorded digests; with NNC_REGEN_GOLDEN=1, first re-encode the newest version's files."""
+    recorded = json.loads((GOLDEN / "digests.json").read_text())
     if os.environ.get("NNC_REGEN_GOLDEN"):
-        recorded = {}
-        for stem, quality in CASES.items():
-            data = codec.encode(_source(), quality=quality)
-            (GOLDEN / f"{stem}.nnc").write_bytes(data)
-            recorded[stem] = _digest(codec.decode(data))
+        for stem, (quality, version) in CASES.items():
+            if version == model_version().hex():
+                data = codec.encode(_source(), quality=quality)
+                (GOLDEN / f"{stem}.nnc").write_bytes(data)
+                recorded[stem] = _digest(codec.decode(data))
         (GOLDEN / "digests.json").write_text(json.dumps(recorded, indent=1) + "\n")
-    return json.loads((GOLDEN / "digests.json").read_text())
+    return recorded
 
 
 @pytest.mark.parametrize("stem", CASES)
 def test_golden_file_decodes_to_the_recorded_pixels(stem, digests):
-    assert _digest(codec.decode((GOLDEN / f"{stem}.nnc").read_bytes())) == digests[stem]
+    data = (GOLDEN / f"{stem}.nnc").read_bytes()
+    fields = codec.info(data)
+    assert fields["model_version"] == CASES[stem][1]
+    assert ("deblock-v1" in fields["decoder_models"]) == stem.endswith("deblock1")
+    assert _digest(codec.decode(data)) == digests[stem]
 
 
-def test_golden_files_cover_both_hint_layouts():
-    layouts = {codec.info((GOLDEN / f"{stem}.nnc").read_bytes())["hint_layout"] for stem in CASES}
-    assert layouts == {"grid", "segments"}
+def test_every_model_version_has_golden_files_of_both_hint_layouts():
+    for release in RELEASES:
+        version = release_version(release).hex()
+        stems = [stem for stem, (_, case_version) in CASES.items() if case_version == version]
+        layouts = {codec.info((GOLDEN / f"{stem}.nnc").read_bytes())["hint_layout"] for stem in stems}
+        assert layouts == {"grid", "segments"}, version

@@ -7,7 +7,7 @@ from PIL import Image
 
 import codec
 from codec.metrics import psnr
-from conftest import synthetic_rgb
+from conftest import icc_profile, synthetic_rgb
 
 
 def test_open_reads_the_header_and_load_decodes(tmp_path):
@@ -45,3 +45,48 @@ def test_non_nnc_and_corrupt_files(tmp_path):
             assert "truncated" in str(error)
         else:
             raise AssertionError("a truncated file must not load")
+
+
+def test_save_honours_strip_icc_profile_and_exif(tmp_path):
+    codec.register_nnc_opener()
+    image = Image.fromarray(synthetic_rgb(16, 16))
+    image.info["icc_profile"] = icc_profile("RGB")
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    image.save(tmp_path / "own.nnc")
+    image.save(tmp_path / "strip.nnc", strip=True)
+    image.save(tmp_path / "given.nnc", exif=exif, icc_profile=None)
+    image.save(tmp_path / "bytes.nnc", exif=exif.tobytes())
+
+    def metadata(name):
+        with Image.open(tmp_path / name) as decoded:
+            decoded.load()
+            return decoded.info.get("icc_profile"), decoded.getexif().get(0x010F)
+
+    assert metadata("own.nnc") == (icc_profile("RGB"), None)
+    assert metadata("strip.nnc") == (None, None)
+    assert metadata("given.nnc") == (None, "TestCam")
+    assert metadata("bytes.nnc") == (icc_profile("RGB"), "TestCam")
+
+
+def test_accept_checks_the_whole_signature():
+    from codec.pillow_plugin import _accept
+
+    data = codec.encode(Image.fromarray(synthetic_rgb(8, 8)), quality=40)
+    assert _accept(data[:16])
+    assert not any(_accept(prefix) for prefix in (b"", b"NN", b"NNC", b"NNC is a text file\n", b"NNC\xf2" + data[4:16]))
+
+
+def test_baseline_and_threads_through_pillow(tmp_path, photo):
+    try:
+        codec.register_nnc_opener(baseline=("deblock",), threads=1)
+        photo.save(tmp_path / "x.nnc", quality=10, threads=1)
+        data = (tmp_path / "x.nnc").read_bytes()
+        with Image.open(tmp_path / "x.nnc") as image:
+            assert np.array_equal(np.asarray(image), np.asarray(codec.decode(data, baseline=("deblock",))))
+        photo.save(tmp_path / "base.nnc", quality=10, baseline=("deblock",))
+        assert (tmp_path / "base.nnc").read_bytes() == codec.encode(photo, quality=10, baseline=("deblock",))
+    finally:
+        codec.register_nnc_opener()
+    with Image.open(tmp_path / "x.nnc") as image:
+        assert np.array_equal(np.asarray(image), np.asarray(codec.decode(data)))

@@ -10,7 +10,7 @@ from PIL import Image
 import codec
 from codec.metrics import psnr
 from codec.pipeline import ImageEncoder
-from conftest import synthetic_rgb
+from conftest import icc_profile, synthetic_rgb
 
 
 @pytest.mark.parametrize("height, width", [(1, 1), (1, 13), (13, 1), (9, 17), (21, 33), (2, 70)])
@@ -93,8 +93,12 @@ def test_segments_layout_round_trips(photo):
     luma, cb, cr = rgb_to_ycbcr(np.asarray(photo))
     stream = encode_luma(luma, 2, 30).stream
     candidate = chroma.encode_segment_hints(cb, cr, stream, 6, 4)
-    decoded = chroma.decode_hints("segments", candidate.payload, stream, *cb.shape)
-    assert candidate.squared_errors == pytest.approx(
+    hints = chroma.read_hints("segments", candidate.payload, stream, *cb.shape)
+    assert np.array_equal(hints.labels, candidate.hints.labels)
+    assert all(np.array_equal(read, coded) for read, coded in zip(hints.levels, candidate.hints.levels))
+    full_luma = np.zeros(cb.shape, np.uint8)
+    decoded = chroma.colorize(full_luma, hints)
+    assert chroma.colorization_errors(cb, cr, full_luma, candidate.hints) == pytest.approx(
         [float(np.sum((plane.astype(np.float64) - result) ** 2)) for plane, result in zip((cb, cr), decoded)])
     assert candidate.params["hints"] > 10
 
@@ -109,7 +113,7 @@ def test_icc_and_exif_are_kept_unless_stripped():
     exif = Image.Exif()
     exif[0x0112] = 6
     exif[0x010F] = "TestCam"
-    image.info["icc_profile"] = b"fake icc profile " * 40
+    image.info["icc_profile"] = icc_profile("RGB")
     image.readonly = 0
     image.getexif().update(exif)
     decoded = codec.decode(codec.encode(image, quality=40))
@@ -138,3 +142,45 @@ def test_partial_decode_of_a_file_cut_after_its_luma():
     partial = codec.decode(cut, partial=True)
     assert partial.mode == "L" and partial.info["nnc_partial"] and partial.size == (40, 40)
     assert "nnc_partial" not in codec.decode(data, partial=True).info
+
+
+def test_encode_never_changes_the_callers_image(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated: stored 30 wide, 10 high
+    exif[0x010F] = "TestCam"
+    Image.fromarray(synthetic_rgb(10, 30)).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    with Image.open(tmp_path / "rotated.jpg") as image:
+        info = dict(image.info)
+        first, second = codec.encode(image, quality=40), codec.encode(image, quality=40)
+        assert first == second and codec.decode(first).size == (10, 30)
+        assert dict(image.getexif()) == dict(exif) and image.info == info and image.size == (30, 10)
+
+
+def test_encode_takes_a_path(tmp_path):
+    Image.fromarray(synthetic_rgb(20, 30)).save(tmp_path / "p.png")
+    with Image.open(tmp_path / "p.png") as image:
+        expected = codec.encode(image, quality=40)
+    assert codec.encode(tmp_path / "p.png", quality=40) == codec.encode(str(tmp_path / "p.png"), quality=40) == expected
+    with pytest.raises(codec.LimitError):
+        codec.encode(tmp_path / "p.png", max_pixels=100)
+
+
+def test_decode_drops_a_profile_that_does_not_fit_the_pixels():
+    data = ImageEncoder(synthetic_rgb(16, 16), icc_profile("CMYK")).encode(40)[0]  # as an older encoder kept it
+    assert "icc_profile" not in codec.decode(data).info
+    data = ImageEncoder(synthetic_rgb(16, 16), icc_profile("RGB")).encode(40)[0]
+    assert codec.decode(data).info["icc_profile"] == icc_profile("RGB")
+
+
+def test_partial_decode_says_what_was_lost():
+    from codec import format
+
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    data = codec.encode(Image.fromarray(synthetic_rgb(40, 40)), quality=50, exif=exif)
+    sizes = format.parse_container(data).section_sizes
+    in_hints = codec.decode(data[: len(data) - sizes["metadata"] - sizes["hints"] + 3], partial=True)
+    in_metadata = codec.decode(data[:-2], partial=True)
+    assert (in_hints.mode, in_hints.info["nnc_lost"]) == ("L", "color hints")
+    assert (in_metadata.mode, in_metadata.info["nnc_lost"]) == ("RGB", "metadata")
+    assert "exif" not in in_metadata.info and in_metadata.info["nnc_partial"]

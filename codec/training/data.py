@@ -1,0 +1,159 @@
+"""Training data for the learned stages, made once with nnc's real encoder and decoder, cached to disk.
+
+    python -m codec.training.data [--data DIR] [--cache DIR] [--jobs 2]
+
+Photos (never Kodak): ``bsds500/`` JPEGs (q~90) box-downsampled 2x for clean targets, portraits of
+``train/`` turned upright (ROTATED_TRAIN.tsv); ``extra/`` clean photos box-downsampled 2x more
+(a second scale of photo detail), cropped to at most 640x480. One photo in 20 (by a
+hash of its name) is held out for validation.
+
+For every photo the cache holds one ``.npz`` per kind:
+- ``codec/``: the original luma and nnc's decoded full-size luma (after decoder stages 1-3, before
+  deblocking) at 4 qualities spread over 1..70, with the luma section's size and scale.
+- ``jpeg/``: the original RGB and its decoding as JPEG (Pillow, 4:2:0) at 4 qualities in 5..50,
+  with the quality estimated from the file's tables, as ``nnc restore`` does.
+Existing files are kept, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..color import to_uint8
+from ..pipeline import ImageEncoder
+from ..restore import jpeg_quality
+from ..stages import Stages
+from ..upscale import apply_upscale
+
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "train"
+DEFAULT_CACHE = Path.home() / ".cache" / "nnc" / "train"
+MAX_SIZE = (640, 480)  # (width, height) of the largest crop kept from an extra photo
+CODEC_QUALITY_BANDS = ((1, 10), (11, 25), (26, 45), (46, 70))
+JPEG_QUALITY_BANDS = ((5, 12), (13, 25), (26, 37), (38, 50))
+VALIDATION_EVERY = 20
+
+
+def _seed(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+
+
+def is_validation(name: str) -> bool:
+    """Held out for validation: one photo in VALIDATION_EVERY, by a hash of its name."""
+    return _seed(name) % VALIDATION_EVERY == 0
+
+
+def _center_crop(image: Image.Image) -> Image.Image:
+    width, height = image.size
+    if width < height:  # portrait: the same area, turned
+        crop_width, crop_height = min(width, MAX_SIZE[1]), min(height, MAX_SIZE[0])
+    else:
+        crop_width, crop_height = min(width, MAX_SIZE[0]), min(height, MAX_SIZE[1])
+    left, top = (width - crop_width) // 2, (height - crop_height) // 2
+    return image.crop((left, top, left + crop_width, top + crop_height))
+
+
+def training_photos(data: Path) -> list[tuple[str, Path, int, int]]:
+    """(name, path, rot90 k, box-downsampling factor) for every training photo, in a fixed order."""
+    rotated = {}
+    rotation_list = data / "bsds500" / "ROTATED_TRAIN.tsv"
+    for line in rotation_list.read_text().splitlines()[1:]:
+        file_name, k = line.split("\t")
+        rotated[file_name] = int(k)
+    photos = []
+    for path in sorted((data / "bsds500").glob("*/*.jpg")):
+        k = rotated.get(path.name, 0) if path.parent.name == "train" else 0
+        photos.append((f"bsds-{path.parent.name}-{path.stem}", path, k, 2))
+    for path in sorted((data / "extra").glob("*.png")):
+        photos.append((f"extra-{path.stem}-x2", path, 0, 2))
+    if not photos:
+        raise SystemExit(f"no training photos under {data}")
+    return photos
+
+
+def load_photo(path: Path, k: int, factor: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: the photo turned upright, box-downsampled by ``factor``, cropped."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+    if factor > 1:
+        image = image.reduce(factor)
+    pixels = np.rot90(np.asarray(_center_crop(image)), k)
+    return np.ascontiguousarray(pixels)
+
+
+def _qualities(name: str, bands: tuple[tuple[int, int], ...]) -> list[int]:
+    rng = np.random.default_rng(_seed(name))
+    return [int(rng.integers(low, high + 1)) for low, high in bands]
+
+
+def codec_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarray]:
+    """The luma the deblocker sees: nnc's decoded full-size luma at each quality, before stage 4."""
+    encoder = ImageEncoder(pixels, stages=Stages(frozenset({"deblock"})))  # the stage being trained is off
+    height, width = pixels.shape[:2]
+    decoded, luma_bytes, scales = [], [], []
+    for quality in qualities:
+        choice = encoder.choose_luma(quality)
+        decoded.append(apply_upscale(choice.stream, height, width))
+        luma_bytes.append(len(choice.payload))
+        scales.append(choice.scale)
+    return {"original": to_uint8(encoder.luma_plane), "decoded": np.stack(decoded),
+            "quality": np.array(qualities), "luma_bytes": np.array(luma_bytes), "scale": np.array(scales)}
+
+
+def jpeg_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarray]:
+    """The photo through Pillow's JPEG (4:2:0) at each quality, with the quality read back from its tables."""
+    decoded, estimated = [], []
+    for quality in qualities:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "JPEG", quality=quality, subsampling=2)
+        with Image.open(buffer) as jpeg:
+            estimated.append(jpeg_quality(jpeg.quantization[0]))
+            decoded.append(np.asarray(jpeg.convert("RGB")))
+    return {"original": pixels, "decoded": np.stack(decoded), "quality": np.array(qualities),
+            "estimated_quality": np.array(estimated)}
+
+
+def _make(item: tuple[str, Path, int, int], cache: Path) -> str:
+    name, path, k, factor = item
+    split = "val" if is_validation(name) else "train"
+    pixels = None
+    for kind, make, bands in (("codec", codec_sample, CODEC_QUALITY_BANDS), ("jpeg", jpeg_sample, JPEG_QUALITY_BANDS)):
+        target = cache / kind / split / f"{name}.npz"
+        if target.exists():
+            continue
+        pixels = load_photo(path, k, factor) if pixels is None else pixels
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".tmp.npz")
+        np.savez(partial, **make(pixels, _qualities(f"{kind}/{name}", bands)))
+        partial.replace(target)
+    return name
+
+
+def build_cache(data: Path, cache: Path, jobs: int = 2) -> None:
+    """Make every missing cache file; prints progress."""
+    photos = training_photos(data)
+    with ProcessPoolExecutor(jobs) as pool:
+        for done, name in enumerate(pool.map(_make, photos, [cache] * len(photos)), 1):
+            print(f"\r[{done}/{len(photos)}] {name:60.60s}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: build the training cache."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared training photos")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the cached samples go")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    build_cache(args.data, args.cache, args.jobs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Training scripts, in a reduced form: data from nnc's real encoder, a few steps, resume, export, load."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from codec import weights
+from codec.models import REGISTRY, ModelSpec
+from codec.models.deblocker import Deblocker
+from codec.training import data, deblock
+from conftest import synthetic_rgb
+
+
+def _names(count: int, validation: bool) -> list[str]:
+    """Photo stems whose cache name is (or is not) held out for validation."""
+    found, index = [], 0
+    while len(found) < count:
+        stem = f"p{index}"
+        if data.is_validation(f"bsds-train-{stem}") == validation:
+            found.append(stem)
+        index += 1
+    return found
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory):
+    """A training tree of three tiny photos (one held out) and its cache, made by the real encoder."""
+    root = tmp_path_factory.mktemp("train")
+    (root / "bsds500" / "train").mkdir(parents=True)
+    (root / "extra").mkdir()
+    stems = _names(2, False) + _names(1, True)
+    for seed, stem in enumerate(stems):
+        Image.fromarray(synthetic_rgb(96, 136, seed)).save(root / "bsds500" / "train" / f"{stem}.jpg", quality=95)
+    (root / "bsds500" / "ROTATED_TRAIN.tsv").write_text(f"image\tk\n{stems[0]}.jpg\t1\n")
+    cache = root / "cache"
+    data.build_cache(root, cache, jobs=1)
+    return cache, stems
+
+
+def test_cache_holds_decoded_samples_of_both_kinds(tiny_cache):
+    cache, stems = tiny_cache
+    with np.load(cache / "codec" / "train" / f"bsds-train-{stems[0]}.npz") as sample:
+        assert sample["original"].shape == (68, 48)  # 136x96 halved, then turned upright
+        assert sample["decoded"].shape == (4, 68, 48) and sample["decoded"].dtype == np.uint8
+        assert list(sample["scale"]) and set(sample["scale"].tolist()) <= {1, 2, 4}
+    with np.load(cache / "jpeg" / "val" / f"bsds-train-{stems[2]}.npz") as sample:
+        assert sample["decoded"].shape == (4, 48, 68, 3)
+        assert np.array_equal(sample["estimated_quality"], sample["quality"])
+
+
+@pytest.mark.parametrize("weight_set", ["codec", "jpeg"])
+def test_training_resumes_and_exports_a_loadable_weight_file(tiny_cache, tmp_path, weight_set, capsys, monkeypatch):
+    cache, _ = tiny_cache
+    checkpoints = tmp_path / "checkpoints"
+    deblock.train(weight_set, 2, cache, checkpoints, crop=32, batch=2, validate_every=1)
+    final = deblock.train(weight_set, 3, cache, checkpoints, crop=32, batch=2, validate_every=1)
+    assert "resumed at step 2" in capsys.readouterr().err
+    assert final["step"] == 3 and "all" in final["validation"]
+    path = deblock.export(final["state"], weight_set, tmp_path, 7)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    model_id, hparams = deblock.SETS[weight_set]
+    assert path.name == f"{model_id}-v7-{digest[:8]}.pt"
+    monkeypatch.setitem(REGISTRY, f"{model_id}-v7", ModelSpec(Deblocker, path.name, digest, hparams))
+    weights._load.cache_clear()
+    network = weights.load_model(f"{model_id}-v7", tmp_path)
+    assert torch.equal(network.tail[1].weight, final["state"]["tail.1.weight"])
