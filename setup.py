@@ -13,7 +13,7 @@ setup(
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["codec", "codec.models"],
+    packages=["codec", "codec.models", "codec.training"],
     py_modules=["cli"],
     data_files=[("share/nnc/weights", WEIGHT_FILES)],
     install_requires=[

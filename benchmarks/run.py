@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--codecs", help="comma-separated subset of: " + ", ".join(c.name for c in all_codecs()))
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--cache", type=Path, default=HERE / "cache")
+    parser.add_argument("--qualities", help="comma-separated subset of the codecs' settings to run (e.g. 1,5,10)")
     parser.add_argument("--report-only", action="store_true",
                         help="only rebuild summary.md and the plots from the JSONs already in the results folder")
     args = parser.parse_args(argv)
@@ -172,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
 
     def settings_of(codec_under_test: CodecUnderTest) -> list:
         qualities = codec_under_test.qualities
+        if args.qualities:
+            wanted_qualities = {int(q) for q in args.qualities.split(",")}
+            qualities = [q for q in qualities if q in wanted_qualities]
         return [qualities[0], qualities[len(qualities) // 2], qualities[-1]] if args.small else qualities
 
     versions, digest = library_versions(), nnc_source_digest()
