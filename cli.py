@@ -63,6 +63,11 @@ def _check_nnc_name(path: Path) -> None:
         raise codec.NncError(f"{path} does not end in .nnc: encode writes .nnc files (decode writes images)")
 
 
+def _show_progress(message: str) -> None:
+    """One progress line on the terminal, rewritten in place."""
+    click.echo(f"\r\033[K{message}", err=True, nl=False)
+
+
 def _run_batch(worker: functools.partial, command: str, inputs: tuple[str, ...], output: str, target_suffix: str,
                source_suffixes: set[str], jobs: int, cluster: str | None, verb: str,
                check_target: Callable[[Path], object]) -> None:
@@ -85,7 +90,13 @@ def _run_batch(worker: functools.partial, command: str, inputs: tuple[str, ...],
                 check_target(Path(target))
             except codec.NncError as error:
                 raise click.BadParameter(str(error), param_hint="'-o' / '--output'") from None
+            if Path(target).exists() and not worker.keywords.get("force"):  # before any work, not after it
+                raise click.ClickException(f"{target} exists (use --force to overwrite)")
+        if command == "encode" and sys.stderr.isatty():  # a long --target-size search shows what it tries
+            worker = functools.partial(worker, progress=_show_progress)
         result = worker(planned[0])
+        if command == "encode" and sys.stderr.isatty():
+            click.echo("\r\033[K", err=True, nl=False)
         for warning in result.warnings:
             click.echo(f"Warning: {warning}", err=True)
         if result.status == "failed":
@@ -186,17 +197,20 @@ def encode(inputs: tuple[str, ...], output: str, quality: int | None, target_siz
 @click.option("--format", "image_format", default="png", show_default=True,
               help="Output extension for folder outputs and standard output (png, jpg, webp, tif, heic, ...).")
 @click.option("--partial", is_flag=True, help="Decode a file cut short after its luma section to grayscale.")
+@click.option("--look", type=click.Choice(codec.LOOK_CHOICES), default="fidelity", show_default=True,
+              help="How the upscaler renders low-rate files: fidelity (least error) or perceptual (sharper "
+                   "texture, lower PSNR). The file is the same either way.")
 @FORCE_OPTION
 @BASELINE_OPTION
 @THREADS_OPTION
 @MAX_PIXELS_OPTION
 @JOBS_OPTION
 @CLUSTER_OPTION
-def decode(inputs: tuple[str, ...], output: str, image_format: str, partial: bool, force: bool,
+def decode(inputs: tuple[str, ...], output: str, image_format: str, partial: bool, look: str, force: bool,
            baseline: tuple[str, ...], threads: int | None, max_pixels: int, jobs: int, cluster: str | None) -> None:
     """Decode .nnc files (or folders of them; - for standard input) to images."""
     suffix = _format_suffix(image_format)
-    options = DecodeOptions(max_pixels, partial, baseline, threads)
+    options = DecodeOptions(max_pixels, partial, baseline, threads, look)
     _run_batch(functools.partial(decode_file, options=options, force=force, stdout_format=suffix), "decode", inputs,
                output, suffix, {".nnc"}, jobs, cluster, "decoding", output_format)
 

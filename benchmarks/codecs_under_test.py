@@ -118,7 +118,7 @@ def _missing_jxl() -> str | None:
     return None
 
 
-NNC_QUALITIES = [1, 5, 10, 16, 25, 35, 45, 55, 70]
+NNC_QUALITIES = [1, 2, 3, 5, 7, 10, 13, 16, 20, 25, 35, 45, 55, 70]  # dense at the low rates nnc is made for
 
 
 def all_codecs() -> list[CodecUnderTest]:

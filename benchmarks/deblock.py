@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -31,8 +31,10 @@ from codec.color import rgb_to_ycbcr  # noqa: E402
 from codec.deblock import apply_deblock  # noqa: E402
 from codec.metrics import psnr  # noqa: E402
 from codec.models import RELEASES  # noqa: E402
+from codec.stages import Stages  # noqa: E402
 from codec.upscale import apply_upscale  # noqa: E402
 from codec.weights import load_model  # noqa: E402
+from report import crop_sheet  # noqa: E402
 
 HERE = Path(__file__).parent
 DEFAULT_FOLDER = HERE.parent.parent / "shared" / "data" / "kodak"
@@ -85,7 +87,7 @@ def restore_rows(images: dict[str, Image.Image]) -> list[dict]:
 
 def timing(images: dict[str, Image.Image]) -> dict:
     """Median seconds over the images: encode, decode with and without stage 4, stage 4 alone (2 threads)."""
-    network = load_model(RELEASES[-1]["deblock"])
+    network = load_model(next(release["deblock"] for release in reversed(RELEASES) if "deblock" in release))
     encode, whole, without, stage = [], [], [], []
     for image in images.values():
         data, elapsed = _timed(codec.encode, image, quality=NNC_TIMING_QUALITY, threads=2)
@@ -95,7 +97,9 @@ def timing(images: dict[str, Image.Image]) -> dict:
         container = format.parse_container(data)
         stream = luma.decode_luma(container.sections["luma"], container.luma_codec, container.luma_scale,
                                   container.height, container.width)
-        full_luma = apply_upscale(stream, container.height, container.width)
+        full_luma = apply_upscale(stream, container.height, container.width, container.luma_scale,
+                                  len(container.sections["luma"]),
+                                  lambda: Stages().network("upscale", RELEASES[-1]), threads=2)
         stage.append(_timed(apply_deblock, full_luma, len(container.sections["luma"]), stream.size,
                             container.luma_scale, lambda: network, threads=2)[1])
     return {"quality": NNC_TIMING_QUALITY, "encode_s": statistics.median(encode),
@@ -110,18 +114,7 @@ def crops(image: Image.Image, out: Path) -> Path:
     rows = [(f"nnc q{CROP_QUALITY}, {len(data)} bytes",
              [image, codec.decode(data, baseline=("deblock",)), codec.decode(data)]),
             ("JPEG q10", [image, jpeg.convert("RGB"), codec.restore(jpeg)])]
-    width, height = CROP[2] - CROP[0], CROP[3] - CROP[1]
-    sheet = Image.new("RGB", (3 * 2 * width, len(rows) * (2 * height + 20)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for row, (label, versions) in enumerate(rows):
-        top = row * (2 * height + 20)
-        for column, (name, version) in enumerate(zip(("original", "baseline", "deblocked"), versions)):
-            tile = version.convert("RGB").crop(CROP).resize((2 * width, 2 * height), Image.Resampling.NEAREST)
-            sheet.paste(tile, (column * 2 * width, top + 20))
-            draw.text((column * 2 * width + 4, top + 4), f"{label}: {name}", fill="black")
-    path = out / "deblock_crops.png"
-    sheet.save(path)
-    return path
+    return crop_sheet(rows, ["original", "baseline", "deblocked"], CROP, out / "deblock_crops.png")
 
 
 def main(argv: list[str] | None = None) -> None:

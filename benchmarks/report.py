@@ -171,3 +171,21 @@ def write_report(results: dict, out: Path) -> None:
     (out / "summary.md").write_text(summary_markdown(results))
     dataset = next(iter(results.values()))["dataset"]
     plot(results, out, with_published=dataset == "kodak")
+
+
+def crop_sheet(rows: list[tuple[str, list]], columns: list[str], crop: tuple[int, int, int, int], path: Path) -> Path:
+    """One PNG of side-by-side crops, enlarged 2x: a row per (label, images), a column per name in
+    ``columns``; crop is (left, top, right, bottom) in the images' pixels. Returns ``path``."""
+    from PIL import Image, ImageDraw
+
+    width, height = crop[2] - crop[0], crop[3] - crop[1]
+    sheet = Image.new("RGB", (len(columns) * 2 * width, len(rows) * (2 * height + 20)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, (label, versions) in enumerate(rows):
+        top = row * (2 * height + 20)
+        for column, (name, version) in enumerate(zip(columns, versions)):
+            tile = version.convert("RGB").crop(crop).resize((2 * width, 2 * height), Image.Resampling.NEAREST)
+            sheet.paste(tile, (column * 2 * width, top + 20))
+            draw.text((column * 2 * width + 4, top + 4), f"{label}: {name}", fill="black")
+    sheet.save(path)
+    return path

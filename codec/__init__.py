@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from PIL import Image
@@ -14,15 +14,15 @@ from .image_io import icc_color_space, image_metadata, image_to_pixels, open_ima
 from .pillow_plugin import register_nnc_opener
 from .pipeline import QUALITY_RANGE, EncodeReport, ImageEncoder, decode_file_bytes
 from .restore import restore
-from .stages import LEARNED_STAGES, STAGES, Stages
+from .stages import LEARNED_STAGES, LOOK_CHOICES, STAGES, Stages
 from .weights import model_version, release_models
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 DEFAULT_QUALITY = 30
 
 __all__ = [
     "encode", "encode_with_report", "decode", "info", "compare", "restore", "open_image", "register_nnc_opener",
-    "__version__", "DEFAULT_QUALITY", "STAGES", "LEARNED_STAGES", "Stages",
+    "__version__", "DEFAULT_QUALITY", "STAGES", "LEARNED_STAGES", "LOOK_CHOICES", "Stages",
     "NncError", "FormatError", "LimitError", "ModelMismatchError", "InputImageError", "WeightsError",
 ]
 
@@ -31,7 +31,8 @@ def encode_with_report(image: Image.Image | str | os.PathLike, quality: int | No
                        target_size: int | None = None, bpp: float | None = None,
                        max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: Iterable[str] | Stages = (),
                        strip: bool = False, threads: int | None = None, icc_profile: bytes | None = None,
-                       exif: bytes | Image.Exif | None = None) -> tuple[bytes, EncodeReport]:
+                       exif: bytes | Image.Exif | None = None,
+                       progress: Callable[[str], None] | None = None) -> tuple[bytes, EncodeReport]:
     """Encode a Pillow image (or the image file at a path); returns the .nnc bytes and what the encoder chose.
 
     Give at most one of: ``quality`` (1..100, default 30; higher is larger), ``target_size``
@@ -42,7 +43,9 @@ def encode_with_report(image: Image.Image | str | os.PathLike, quality: int | No
     thread count for the learned stages. The ICC profile (if it fits the coded pixels: RGB, or
     gray) and Exif block are kept (each up to 64 KiB) unless ``strip``; ``icc_profile`` and
     ``exif``, when given, replace the image's own. Images over ``max_pixels`` pixels are refused
-    (LimitError). ``image`` is never changed.
+    (LimitError). ``image`` is never changed. ``progress``, if given, is told of each quality a
+    ``target_size`` or ``bpp`` search tries, in lines like "target 5,000 bytes: trying quality 51"
+    and "target 5,000 bytes: quality 51 gives 4,321 bytes".
     """
     stages = Stages.of(baseline, threads)
     if sum(option is not None for option in (quality, target_size, bpp)) > 1:
@@ -60,18 +63,26 @@ def encode_with_report(image: Image.Image | str | os.PathLike, quality: int | No
         target_size = int(bpp * width * height / 8)
     if target_size is None:
         return encoder.encode(DEFAULT_QUALITY if quality is None else quality)
-    return _largest_fitting(encoder, target_size)
+    return _largest_fitting(encoder, target_size, progress or (lambda message: None))
 
 
-def _largest_fitting(encoder: ImageEncoder, target_size: int) -> tuple[bytes, EncodeReport]:
+def _largest_fitting(encoder: ImageEncoder, target_size: int,
+                     progress: Callable[[str], None]) -> tuple[bytes, EncodeReport]:
     """Bisect quality for the largest file of at most ``target_size`` bytes."""
     low, high = QUALITY_RANGE
-    best = encoder.encode(low)
+
+    def attempt_at(quality: int) -> tuple[bytes, EncodeReport]:
+        progress(f"target {target_size:,} bytes: trying quality {quality}")
+        attempt = encoder.encode(quality)
+        progress(f"target {target_size:,} bytes: quality {quality} gives {len(attempt[0]):,} bytes")
+        return attempt
+
+    best = attempt_at(low)
     if len(best[0]) > target_size:
         raise NncError(f"even the lowest quality needs {len(best[0])} bytes, over the target of {target_size}")
     while low < high:
         middle = (low + high + 1) // 2
-        attempt = encoder.encode(middle)
+        attempt = attempt_at(middle)
         if len(attempt[0]) <= target_size:
             low, best = middle, attempt
         else:
@@ -89,7 +100,7 @@ def encode(image: Image.Image | str | os.PathLike, quality: int | None = None, t
 
 
 def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: Iterable[str] | Stages = (),
-           partial: bool = False, threads: int | None = None) -> Image.Image:
+           partial: bool = False, threads: int | None = None, look: str | None = None) -> Image.Image:
     """Decode .nnc bytes to a Pillow image: mode "RGB", or "L" for a grayscale file.
 
     The kept ICC profile (only if it fits the image's mode) and Exif block are in ``image.info``
@@ -97,9 +108,11 @@ def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: I
     what arrived, with ``image.info["nnc_partial"]`` True and ``image.info["nnc_lost"]`` saying
     what was cut off: "color hints" (the image is then grayscale) or "metadata" (no ICC profile
     or Exif). ``baseline`` names stages to run as their classical baseline (or is a ``Stages``);
-    ``threads``: torch's thread count for the learned stages.
+    ``threads``: torch's thread count for the learned stages; ``look``: "fidelity" (default: least
+    error) or "perceptual" (sharper texture from the upscaler's perceptual weights, where the
+    file's release has them; see LOOK_CHOICES).
     """
-    decoded = decode_file_bytes(data, max_pixels, partial, Stages.of(baseline, threads))
+    decoded = decode_file_bytes(data, max_pixels, partial, Stages.of(baseline, threads, look))
     image = Image.fromarray(decoded.pixels, mode="L" if decoded.pixels.ndim == 2 else "RGB")
     if decoded.icc_profile and icc_color_space(decoded.icc_profile) == ("GRAY" if image.mode == "L" else "RGB"):
         image.info["icc_profile"] = decoded.icc_profile

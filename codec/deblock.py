@@ -18,16 +18,16 @@ from torch import nn
 
 from .color import to_uint8
 from .runtime import run_network
+from .upscale import rate_condition
 
 DEBLOCK_MAX_BPP = 0.05  # luma section bits per full-size pixel above which stage 4 is the identity
 
 
 def deblock_condition(luma_bytes: int, stream_pixels: int, scale: int) -> tuple[float, float]:
-    """The network's condition input: (log2 of the luma section's bits per coded sample, + 4) / 6,
-    clipped to [-1, 2], and log2(scale) / 2. luma_bytes: size of the luma section in bytes;
+    """The network's condition input: ``upscale.rate_condition`` (the luma section's bits per coded
+    sample, scaled) and log2(scale) / 2. luma_bytes: size of the luma section in bytes;
     stream_pixels: h * w of the coded luma stream; scale: 1, 2 or 4."""
-    bits_per_sample = 8.0 * max(luma_bytes, 1) / max(stream_pixels, 1)
-    return min(max((math.log2(bits_per_sample) + 4.0) / 6.0, -1.0), 2.0), math.log2(scale) / 2.0
+    return rate_condition(luma_bytes, stream_pixels), math.log2(scale) / 2.0
 
 
 def deblock_applies(luma_bytes: int, height: int, width: int) -> bool:

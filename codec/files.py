@@ -60,6 +60,7 @@ class DecodeOptions:
     partial: bool = False
     baseline: tuple[str, ...] = ()
     threads: int | None = None
+    look: str = "fidelity"
 
 
 @dataclass(frozen=True)
@@ -191,8 +192,10 @@ def _run_job(source: str, target: str, skip_existing: bool, force: bool, job: Ca
 
 
 def encode_file(job: tuple[str, str], options: EncodeOptions, force: bool = False,
-                skip_existing: bool = False) -> FileResult:
-    """Encode the image at job[0] into the .nnc file job[1] ("-": standard input / output)."""
+                skip_existing: bool = False, progress: Callable[[str], None] | None = None) -> FileResult:
+    """Encode the image at job[0] into the .nnc file job[1] ("-": standard input / output).
+
+    progress: told of each quality a --target-size or --bpp search tries."""
     source, target = job
 
     def run(path: Path) -> str:
@@ -204,7 +207,7 @@ def encode_file(job: tuple[str, str], options: EncodeOptions, force: bool = Fals
             image = open_image(source, options.max_pixels)
         data, report = encode_with_report(image, options.quality, options.target_size, options.bpp,
                                           max_pixels=options.max_pixels, baseline=options.baseline,
-                                          strip=options.strip, threads=options.threads)
+                                          strip=options.strip, threads=options.threads, progress=progress)
         if target == STDIO:
             _write_stdout(data)
         else:
@@ -246,7 +249,7 @@ def decode_file(job: tuple[str, str], options: DecodeOptions, force: bool = Fals
 def _decode_data(data: bytes, options: DecodeOptions) -> Image.Image:
     """codec.decode with ``options``; a truncation error says whether --partial would decode the file."""
     try:
-        return decode(data, options.max_pixels, options.baseline, options.partial, options.threads)
+        return decode(data, options.max_pixels, options.baseline, options.partial, options.threads, options.look)
     except FormatError as error:
         if options.partial:
             raise

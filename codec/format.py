@@ -261,6 +261,8 @@ def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, partial: 
             container.section_sizes[tag] = offset + prefix.length - start
         offset += prefix.length
         unprotected_start = offset
+    if container.hint_layout == "none" and "hints" in container.sections:
+        raise FormatError("a grayscale file (hint layout none) has a hints section: the file is corrupt")
     return container
 
 

@@ -9,19 +9,16 @@ import numpy as np
 from . import format, hevc
 from .color import downsample, reduced_size, to_uint8
 from .errors import FormatError
-from .metrics import squared_error
-from .upscale import apply_upscale
 
 
 @dataclass
 class LumaCandidate:
-    """The luma coded one way: scale, x265 quality, payload, the decoded stream and its error."""
+    """The luma coded one way: scale, x265 quality, payload and the decoded stream."""
 
     scale: int
     quality: int
     payload: bytes
     stream: np.ndarray  # (h, w) uint8, the decoded luma stream
-    squared_error: float  # sum over the full-size image of (luma - decoded, upscaled luma)**2
 
     @property
     def bits(self) -> int:
@@ -43,13 +40,9 @@ def encode_luma(luma: np.ndarray, scale: int, quality: int, stream: np.ndarray |
     """Code a (H, W) float luma plane downsampled by ``scale`` at x265 ``quality`` (0..100).
 
     stream: ``luma_stream(luma, scale)``, when the caller already has it (it codes several qualities)."""
-    height, width = luma.shape
-    low_height, low_width = stream_size(height, width, scale)
     stream = luma_stream(luma, scale) if stream is None else stream
     tiles = hevc.encode_plane(stream, quality)
-    decoded = hevc.decode_plane(tiles, low_height, low_width)
-    error = squared_error(luma, apply_upscale(decoded, height, width))
-    return LumaCandidate(scale, quality, format.build_hevc_plane(tiles), decoded, error)
+    return LumaCandidate(scale, quality, format.build_hevc_plane(tiles), hevc.decode_plane(tiles, *stream.shape))
 
 
 def decode_luma(payload: bytes, codec: str, scale: int, height: int, width: int) -> np.ndarray:

@@ -37,3 +37,11 @@ def ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
         return torch.from_numpy(np.array(planes, dtype=np.float64)).permute(2, 0, 1)[None]
 
     return float(pytorch_ms_ssim(as_tensor(reference), as_tensor(decoded), data_range=255.0))
+
+
+def gradient_energy(plane: np.ndarray) -> float:
+    """Mean squared horizontal and vertical difference of neighbouring samples of a (H, W) plane:
+    how much fine detail and texture it holds (a decoded/original ratio under 1 means blur)."""
+    values = plane.astype(np.float64)
+    horizontal, vertical = np.diff(values, axis=1), np.diff(values, axis=0)
+    return float((np.sum(horizontal**2) + np.sum(vertical**2)) / max(horizontal.size + vertical.size, 1))

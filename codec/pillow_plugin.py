@@ -70,12 +70,12 @@ def _save(image: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     fp.write(encode(image, **options))
 
 
-def register_nnc_opener(baseline: Iterable[str] = (), threads: int | None = None) -> None:
+def register_nnc_opener(baseline: Iterable[str] = (), threads: int | None = None, look: str = "fidelity") -> None:
     """Teach Pillow to open and save .nnc files (Image.open, Image.save with format "NNC" or ".nnc").
 
-    baseline, threads: how opened files decode (see ``codec.decode``); ``save`` takes its own."""
+    baseline, threads, look: how opened files decode (see ``codec.decode``); ``save`` takes its own."""
     global _decode_stages
-    _decode_stages = Stages.of(baseline, threads)
+    _decode_stages = Stages.of(baseline, threads, look)
     Image.register_open(NncImageFile.format, NncImageFile, _accept)
     Image.register_save(NncImageFile.format, _save)
     Image.register_extension(NncImageFile.format, ".nnc")

@@ -10,6 +10,7 @@ The encoder judges its last candidates by what that decoder outputs (analysis by
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,8 +27,8 @@ from .upscale import apply_upscale
 from .weights import model_version, release_models
 
 QUALITY_RANGE = (1, 100)
-LUMA_FINALISTS = 3  # luma candidates (best by the classical estimate) judged on the decoder's real output
-                    # (one on large images: the classical estimate decides, for encode time)
+LUMA_FINALISTS = 3  # luma candidates (best after stage 2) judged on the decoder's real output (stage 4 too)
+                    # (one on large images: the error after stage 2 decides, for encode time)
 CB_WEIGHT, CR_WEIGHT = 1.086, 0.825
 LUMA_SCALE_CHOICES = (1, 2, 4)
 GRID_FACTOR_LOG2_CHOICES = (1, 2, 3)
@@ -40,7 +41,7 @@ LARGE_IMAGE_PIXELS = 4_000_000  # above this, one x265 quality per option (encod
 def equivalent_crf(quality: int) -> float:
     """The x265 CRF that full-size luma gets at ``quality``: 60 at quality 1 down to 0 at 100.
 
-    CRF beyond 51 is out of x265's range: only downsampled luma reaches it (see _x265_qualities),
+    CRF beyond 51 is out of x265's range: only downsampled luma reaches it (see x265_qualities),
     which is how the lowest qualities reach below 0.04 bpp."""
     return 60.0 * (QUALITY_RANGE[1] - quality) / (QUALITY_RANGE[1] - QUALITY_RANGE[0])
 
@@ -51,7 +52,7 @@ def lagrange_multiplier(quality: int) -> float:
     return 0.57 * 2 ** ((equivalent_crf(quality) - 3 - 12) / 3)
 
 
-def _x265_qualities(quality: int, downsampling_log2: int, large: bool) -> list[int]:
+def x265_qualities(quality: int, downsampling_log2: int, large: bool) -> list[int]:
     """x265 qualities (CRF = (100 - quality) / 2) to try for a plane downsampled by 2**downsampling_log2.
 
     Each halving spreads a sample's error over 4 pixels: the matching QP is 6 lower."""
@@ -84,7 +85,7 @@ class ImageEncoder:
         icc_profile, exif: metadata to keep in the file (empty: none). stages: the decoder stages
         to judge candidates by (default: every learned stage of the newest release)."""
         self.pixels = pixels
-        self.stages = stages or Stages()
+        self.stages = dataclasses.replace(stages or Stages(), look="fidelity")  # the reference rendering
         self.release = RELEASES[-1]
         self.metadata = format.build_metadata(icc_profile, exif) if icc_profile or exif else b""
         self.height, self.width = pixels.shape[:2]
@@ -95,7 +96,8 @@ class ImageEncoder:
             self.luma_plane, self.cb, self.cr = rgb_to_ycbcr(pixels)
         self.large = self.height * self.width > LARGE_IMAGE_PIXELS
         self._luma_cache: dict = {}
-        self._luma_errors: dict = {}  # (scale, x265 quality) -> squared luma error after every decoder stage
+        self._luma_errors: dict = {}  # (scale, x265 quality, stage) -> squared luma error after that decoder stage
+        self._upscaled: dict = {}  # (scale, x265 quality) -> stage-2 output
         self._hint_cache: dict = {}
         self._hint_errors: dict = {}
         self._segmentations: dict = {}
@@ -117,34 +119,48 @@ class ImageEncoder:
 
     def choose_luma(self, quality: int) -> luma.LumaCandidate:
         """The luma stream coded at ``quality`` (1..100): the candidate of least D + lambda R, with D
-        first estimated after classical upscaling, then, for the best LUMA_FINALISTS, measured on
-        the decoder's real output (stage 4 included)."""
+        first measured after decoder stage 2 (the upscaler the decoder runs), then, for the best
+        LUMA_FINALISTS, after stage 4 too: the decoder's real output."""
         lam = lagrange_multiplier(quality)
         candidates = [self._luma(scale, x265_quality)
                       for scale in LUMA_SCALE_CHOICES if min(self.height, self.width) >= scale
-                      for x265_quality in _x265_qualities(quality, scale.bit_length() - 1, self.large)]
-        finalists = sorted(candidates, key=lambda c: c.squared_error + lam * c.bits)
+                      for x265_quality in x265_qualities(quality, scale.bit_length() - 1, self.large)]
+        finalists = sorted(candidates, key=lambda c: self._luma_error(c, stage=2) + lam * c.bits)
         if self.large:
             return finalists[0]
-        return min(finalists[:LUMA_FINALISTS], key=lambda c: self._decoded_luma_error(c) + lam * c.bits)
+        return min(finalists[:LUMA_FINALISTS], key=lambda c: self._luma_error(c, stage=4) + lam * c.bits)
+
+    def upscaled_luma(self, candidate: luma.LumaCandidate) -> np.ndarray:
+        """(H, W) uint8: the luma decoder stage 2 outputs for ``candidate`` (kept; on large images only the latest)."""
+        key = (candidate.scale, candidate.quality)
+        if key in self._upscaled:
+            return self._upscaled[key]
+        upscaled = apply_upscale(candidate.stream, self.height, self.width, candidate.scale, len(candidate.payload),
+                                 lambda: self.stages.network("upscale", self.release), self.stages.threads)
+        if self.large:
+            self._upscaled.clear()  # only the latest: the chosen candidate's, needed again for its hints
+        self._upscaled[key] = upscaled
+        return upscaled
 
     def decoded_luma(self, candidate: luma.LumaCandidate) -> np.ndarray:
         """(H, W) uint8: the luma the decoder outputs for ``candidate`` (stages 2 and 4)."""
-        full_luma = apply_upscale(candidate.stream, self.height, self.width)
-        return apply_deblock(full_luma, len(candidate.payload), candidate.stream.size, candidate.scale,
-                             lambda: self.stages.network("deblock", self.release), self.stages.threads)
+        return apply_deblock(self.upscaled_luma(candidate), len(candidate.payload), candidate.stream.size,
+                             candidate.scale, lambda: self.stages.network("deblock", self.release),
+                             self.stages.threads)
 
-    def _decoded_luma_error(self, candidate: luma.LumaCandidate) -> float:
-        key = (candidate.scale, candidate.quality)
+    def _luma_error(self, candidate: luma.LumaCandidate, stage: int) -> float:
+        """Squared error of the luma after decoder stage ``stage`` (2: upscaled; 4: the decoder's output)."""
+        key = (candidate.scale, candidate.quality, stage)
         if key not in self._luma_errors:
-            self._luma_errors[key] = squared_error(self.luma_plane, self.decoded_luma(candidate))
+            decoded = self.upscaled_luma(candidate) if stage == 2 else self.decoded_luma(candidate)
+            self._luma_errors[key] = squared_error(self.luma_plane, decoded)
         return self._luma_errors[key]
 
     def _hint_candidates(self, quality: int, luma_choice: luma.LumaCandidate) -> list[tuple]:
         """The keys in ``_hint_cache`` of the hint candidates at ``quality``, coding each new one."""
         candidates = []
         for factor_log2 in GRID_FACTOR_LOG2_CHOICES:
-            for x265_quality in _x265_qualities(quality, factor_log2, self.large):
+            for x265_quality in x265_qualities(quality, factor_log2, self.large):
                 key = ("grid", factor_log2, x265_quality)
                 if key not in self._hint_cache:
                     self._hint_cache[key] = chroma.encode_grid_hints(
@@ -185,7 +201,7 @@ class ImageEncoder:
         sections = {"luma": luma_choice.payload}
         hints = None
         if not self.is_gray:
-            full_luma = apply_upscale(luma_choice.stream, self.height, self.width)
+            full_luma = self.upscaled_luma(luma_choice)
             hints = self._hint_cache[min(self._hint_candidates(quality, luma_choice),
                                          key=lambda key: self._chroma_cost(key, luma_choice, full_luma, lam))]
             sections["hints"] = hints.payload
@@ -227,7 +243,8 @@ def decode_file_bytes(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, 
     luma_payload = container.sections["luma"]
     height, width, scale = container.height, container.width, container.luma_scale
     stream = luma.decode_luma(luma_payload, container.luma_codec, scale, height, width)
-    full_luma = apply_upscale(stream, height, width)
+    full_luma = apply_upscale(stream, height, width, scale, len(luma_payload),
+                              lambda: stages.network("upscale", release), stages.threads)
     icc_profile, exif = (format.parse_metadata(container.sections["metadata"]) if "metadata" in container.sections
                          else (b"", b""))
     hints = None

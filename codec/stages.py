@@ -3,28 +3,33 @@ passed through encode (its rate-distortion choices judge what the decoder output
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from torch import nn
 
-from .models import RELEASES
+from .models import LOOKS, RELEASES
 from .weights import load_model
 
 STAGES = ("intra", "upscale", "color", "deblock")
+LOOK_CHOICES = ("fidelity", "perceptual")  # the upscaler's weight sets: least error, or sharper texture
 LEARNED_STAGES: frozenset[str] = frozenset(stage for release in RELEASES for stage in release)
 
 
 @dataclass(frozen=True)
 class Stages:
-    """The decoder stages to run as their classical baseline, and torch's thread count.
+    """The decoder stages to run as their classical baseline, the look, and torch's thread count.
 
     baseline: stage names (see STAGES); a stage with no learned version in a file's release runs
     its baseline anyway. threads: CPU threads of the learned stages, each running image tiles on
-    one torch thread (None: one per core); the output does not depend on it."""
+    one torch thread (None: one per core); the output does not depend on it. look: "fidelity"
+    (the release's networks) or "perceptual" (their perceptual weights where a network has some,
+    see models.LOOKS; the file does not change, only how the decoder renders it)."""
 
     baseline: frozenset[str] = frozenset()
     threads: int | None = None
+    look: str = "fidelity"
 
     def __post_init__(self) -> None:
         unknown = set(self.baseline) - set(STAGES)
@@ -32,17 +37,22 @@ class Stages:
             raise ValueError(f"unknown stage {', '.join(sorted(unknown))}: choose from {', '.join(STAGES)}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1, not {self.threads}")
+        if self.look not in LOOK_CHOICES:
+            raise ValueError(f"unknown look {self.look}: choose from {', '.join(LOOK_CHOICES)}")
         object.__setattr__(self, "baseline", frozenset(self.baseline))
 
     @classmethod
-    def of(cls, baseline: Iterable[str] | Stages = (), threads: int | None = None) -> Stages:
-        """A Stages from stage names (or a Stages, returned as it is when ``threads`` is None)."""
+    def of(cls, baseline: Iterable[str] | Stages = (), threads: int | None = None, look: str | None = None) -> Stages:
+        """A Stages from stage names, or from a Stages whose threads and look are replaced by those given."""
         if isinstance(baseline, Stages):
-            return baseline if threads is None else cls(baseline.baseline, threads)
-        return cls(frozenset(baseline), threads)
+            return cls(baseline.baseline, baseline.threads if threads is None else threads, look or baseline.look)
+        return cls(frozenset(baseline), threads, look or "fidelity")
 
     def network(self, stage: str, release: dict[str, str]) -> nn.Module | None:
         """The verified network of ``stage`` in ``release`` (stage -> model key), or None: run the baseline."""
         if stage in self.baseline or stage not in release:
             return None
-        return load_model(release[stage])
+        key = release[stage]
+        if self.look != "fidelity" and self.look not in LOOKS.get(key, {}):
+            warnings.warn(f"{key} has no {self.look} weights: rendered with its fidelity weights", stacklevel=2)
+        return load_model(LOOKS.get(key, {}).get(self.look, key))

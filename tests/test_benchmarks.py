@@ -45,3 +45,14 @@ def test_small_benchmark_writes_results_and_resumes_from_its_cache(tmp_path, run
 
     run_module.main(arguments)  # every point now comes from the cache: the same numbers, timings included
     assert json.loads((out / "nnc.json").read_text())["points"] == nnc["points"]
+
+
+def test_scale_crossover_is_where_the_coarser_curve_stops_winning(run_module):
+    import upscale
+
+    fine = [(0.02, 20.0), (0.05, 24.0), (0.1, 28.0), (0.2, 32.0)]
+    coarse = [(0.02, 22.0), (0.05, 25.0), (0.1, 27.0), (0.2, 29.0)]  # better below ~0.07 bpp only
+    crossover = upscale.crossover_bpp(fine, coarse)
+    assert 0.05 < crossover < 0.1
+    assert upscale.crossover_bpp(fine, [(b, p - 5) for b, p in coarse]) is None  # never better
+    assert upscale.crossover_bpp(fine, [(b, p + 5) for b, p in coarse]) == pytest.approx(0.2)  # always better

@@ -40,12 +40,14 @@ def test_encode_decode_info(workdir):
     assert Image.open(workdir / "a_out.png").size == (48, 32)
     result = run("info", workdir / "a.nnc")
     assert result.exit_code == 0 and f"model_version: {codec.weights.model_version().hex()}" in result.output
-    assert "width: 48" in result.output and "decoder_models: deblock deblock-v1" in result.output
+    assert "width: 48" in result.output and "decoder_models: upscale upscale-v1" in result.output
 
 
-def test_existing_output_is_kept_without_force(workdir):
+def test_existing_output_is_kept_without_force(workdir, monkeypatch):
     (workdir / "a.nnc").write_bytes(b"precious")
-    result = run("encode", workdir / "a.png", "-o", workdir / "a.nnc")
+    with monkeypatch.context() as patch:  # refused before any encoding work, not after it
+        patch.setattr(files, "encode_with_report", lambda *args, **kwargs: pytest.fail("encoded anyway"))
+        result = run("encode", workdir / "a.png", "-o", workdir / "a.nnc")
     assert result.exit_code == 1 and "--force" in result.output
     assert (workdir / "a.nnc").read_bytes() == b"precious"
     assert run("encode", workdir / "a.png", "-o", workdir / "a.nnc", "--force").exit_code == 0
@@ -228,16 +230,19 @@ def test_every_help_shows_an_example(command):
     assert result.exit_code == 0 and "Example: nnc" in result.output
 
 
-def test_baseline_deblock_and_threads_reach_the_decoder(workdir, photo):
+def test_baseline_look_and_threads_reach_the_decoder(workdir, photo):
     photo.save(workdir / "photo.png")
-    assert run("encode", workdir / "photo.png", "-o", workdir / "photo.nnc", "-q", "10").exit_code == 0
+    assert run("encode", workdir / "photo.png", "-o", workdir / "photo.nnc", "-q", "1").exit_code == 0
+    assert codec.info((workdir / "photo.nnc").read_bytes())["luma_scale"] > 1  # stage 2 has work to do
     outputs = {}
-    for name, options in {"learned": [], "one": ["--threads", "1"], "base": ["--baseline", "deblock"]}.items():
+    for name, options in {"learned": [], "one": ["--threads", "1"], "base": ["--baseline", "upscale"],
+                          "perceptual": ["--look", "perceptual"]}.items():
         result = run("decode", workdir / "photo.nnc", "-o", workdir / f"{name}.png", *options)
         assert result.exit_code == 0, result.output
         outputs[name] = np.asarray(Image.open(workdir / f"{name}.png"))
     assert np.array_equal(outputs["learned"], outputs["one"])
     assert not np.array_equal(outputs["learned"], outputs["base"])
+    assert not np.array_equal(outputs["learned"], outputs["perceptual"])
     assert run("decode", workdir / "photo.nnc", "-o", workdir / "x.png", "--threads", "0").exit_code == 2
 
 
@@ -311,6 +316,16 @@ def test_outputs_are_readable_by_others(workdir):
 
 
 # The command line does what it says
+
+def test_a_target_size_search_reports_each_quality_it_tries(workdir):
+    messages: list[str] = []
+    options = files.EncodeOptions(target_size=400)
+    result = files.encode_file((str(workdir / "a.png"), str(workdir / "a.nnc")), options, progress=messages.append)
+    assert result.status == "done"
+    tried = [int(m.split("quality ")[1].split()[0]) for m in messages if "gives" in m]
+    assert tried[:2] == [1, 51] and len(tried) >= 5  # bisection over 1..100, each step shown
+    assert codec.info((workdir / "a.nnc").read_bytes())["bytes"] <= 400
+
 
 def test_one_input_into_a_folder(workdir):
     result = run("encode", workdir / "a.png", "-o", str(workdir / "new") + os.sep)

@@ -114,6 +114,13 @@ def test_sections_out_of_order_are_refused(tags, partial):
         format.parse_container(_file_with_sections(tags), partial=partial)
 
 
+def test_a_grayscale_file_with_a_hints_section_is_refused():
+    """Spec 4: a file of hint layout none has no hints section (a decoder would otherwise ignore bytes it paid for)."""
+    assert format.parse_container(format.build_container(_container(hint_layout="none", sections={"luma": b"L"})))
+    with pytest.raises(FormatError, match="grayscale file .* has a hints section"):
+        format.parse_container(format.build_container(_container(hint_layout="none")))
+
+
 def test_wrong_model_version_is_refused():
     data = format.build_container(_container(model_version=b"\x01\x02\x03\x04"))
     with pytest.raises(ModelMismatchError, match="01020304"):

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import codec
-from codec.models import RELEASES
+from codec.models import REGISTRY, RELEASES
 from codec.weights import model_version, release_version
 from conftest import SAMPLE_PHOTO
 
@@ -27,6 +27,8 @@ CASES = {
     "photo_segments": (1, "e3b0c442"),
     "photo_grid_deblock1": (20, release_version(RELEASES[1]).hex()),
     "photo_segments_deblock1": (1, release_version(RELEASES[1]).hex()),
+    "photo_grid_upscale1": (20, release_version(RELEASES[2]).hex()),
+    "photo_segments_upscale1": (1, release_version(RELEASES[2]).hex()),
 }
 
 
@@ -58,7 +60,8 @@ def test_golden_file_decodes_to_the_recorded_pixels(stem, digests):
     data = (GOLDEN / f"{stem}.nnc").read_bytes()
     fields = codec.info(data)
     assert fields["model_version"] == CASES[stem][1]
-    assert ("deblock-v1" in fields["decoder_models"]) == stem.endswith("deblock1")
+    release = next(release for release in RELEASES if release_version(release).hex() == CASES[stem][1])
+    assert {key for key in REGISTRY if key in fields["decoder_models"]} == set(release.values())
     assert _digest(codec.decode(data)) == digests[stem]
 
 

@@ -44,3 +44,13 @@ def test_thread_setting_is_restored():
     with pytest.raises(ValueError):
         with torch_threads(0):
             pass
+
+
+def test_a_network_folding_blocks_refuses_unaligned_tiles():
+    from codec.models.sr_net import Upscaler
+
+    network = Upscaler(4, channels=4, blocks=1).eval()
+    with pytest.raises(ValueError, match="does not align"):
+        run_network(network, np.zeros((1, 64, 64), np.float32), (0.0,), tile_side=30)
+    with pytest.raises(ValueError, match="does not align"):
+        run_network(network, np.zeros((1, 62, 64), np.float32), (0.0,))

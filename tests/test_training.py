@@ -12,7 +12,9 @@ from PIL import Image
 from codec import weights
 from codec.models import REGISTRY, ModelSpec
 from codec.models.deblocker import Deblocker
-from codec.training import data, deblock
+from codec.models.sr_net import Upscalers
+from codec.training import data, deblock, upscale
+from codec.training.common import export_weights
 from conftest import synthetic_rgb
 
 
@@ -59,13 +61,52 @@ def test_training_resumes_and_exports_a_loadable_weight_file(tiny_cache, tmp_pat
     checkpoints = tmp_path / "checkpoints"
     deblock.train(weight_set, 2, cache, checkpoints, crop=32, batch=2, validate_every=1)
     final = deblock.train(weight_set, 3, cache, checkpoints, crop=32, batch=2, validate_every=1)
-    assert "resumed at step 2" in capsys.readouterr().err
+    log = capsys.readouterr().err
+    assert "resumed at step 2" in log and "settings differ" not in log
+    deblock.train(weight_set, 3, cache, checkpoints, crop=32, batch=3, validate_every=1)  # already there: no step
+    assert "settings differ from the run that wrote the checkpoint: batch 2 -> 3" in capsys.readouterr().err
     assert final["step"] == 3 and "all" in final["validation"]
-    path = deblock.export(final["state"], weight_set, tmp_path, 7)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     model_id, hparams = deblock.SETS[weight_set]
+    path = export_weights(final["state"], model_id, tmp_path, 7)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert path.name == f"{model_id}-v7-{digest[:8]}.pt"
     monkeypatch.setitem(REGISTRY, f"{model_id}-v7", ModelSpec(Deblocker, path.name, digest, hparams))
     weights._load.cache_clear()
     network = weights.load_model(f"{model_id}-v7", tmp_path)
     assert torch.equal(network.tail[1].weight, final["state"]["tail.1.weight"])
+
+
+def test_the_upscaler_cache_holds_streams_at_both_scales(tiny_cache):
+    cache, stems = tiny_cache
+    with np.load(cache / "upscale" / "train" / f"bsds-train-{stems[1]}.npz") as sample:
+        assert sample["original"].shape == (48, 68)
+        assert sample["x2_decoded"].shape == (4, 24, 34) and sample["x4_decoded"].shape == (4, 12, 17)
+        assert (np.diff(sample["x4_luma_bytes"]) >= 0).all()  # qualities drawn in rising bands
+
+
+def test_upscaler_training_resumes_and_exports_a_loadable_weight_file(tiny_cache, tmp_path, capsys, monkeypatch):
+    cache, _ = tiny_cache
+    checkpoints, crops = tmp_path / "checkpoints", {2: 16, 4: 16}
+    upscale.train(2, cache, checkpoints, batch=2, validate_every=1, crops=crops)
+    final = upscale.train(3, cache, checkpoints, batch=2, validate_every=1, crops=crops)
+    assert "resumed at step 2" in capsys.readouterr().err
+    assert final["step"] == 3 and {"x2 all", "x4 all", "x2 detail"} <= set(final["validation"])
+    path = export_weights({name: value.half() for name, value in final["state"].items()}, "upscale", tmp_path, 9)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(REGISTRY, "upscale-v9", ModelSpec(Upscalers, path.name, digest, upscale.HPARAMS))
+    weights._load.cache_clear()
+    network = weights.load_model("upscale-v9", tmp_path)
+    assert network.for_scale(4).tail[0].weight.dtype == torch.float32
+    assert torch.equal(network.for_scale(4).tail[0].weight, final["state"]["nets.x4.tail.0.weight"].half().float())
+
+
+def test_perceptual_fine_tuning_starts_from_the_released_upscaler_and_resumes(tiny_cache, tmp_path, capsys):
+    cache, _ = tiny_cache
+    checkpoints, crops = tmp_path / "checkpoints", {2: 16, 4: 16}
+    upscale.train_perceptual(1, cache, checkpoints, batch=2, validate_every=1, crops=crops)
+    final = upscale.train_perceptual(2, cache, checkpoints, batch=2, validate_every=1, crops=crops)
+    assert "resumed at step 1" in capsys.readouterr().err
+    assert final["step"] == 2 and "x4 detail" in final["validation"]
+    released = weights.load_model("upscale-v1").state_dict()
+    changed = [name for name, value in final["state"].items() if not torch.equal(value, released[name])]
+    assert changed and set(final["state"]) == set(released)

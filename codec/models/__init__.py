@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .deblocker import Deblocker
+from .sr_net import Upscalers
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,15 @@ REGISTRY: dict[str, ModelSpec] = {
     "deblock-v1": ModelSpec(Deblocker, "deblock-v1-bf59e780.pt",
                             "bf59e780e368bcfd0d986e75c723f9d32e09d6e91130981e62bda97f55aa9627",
                             {"image_channels": 1, "condition_channels": 2, "channels": 24}),
+    "upscale-v1": ModelSpec(Upscalers, "upscale-v1-4d00bf47.pt",
+                            "4d00bf4795c968073bb7a5b6e13e832392edf5e4e6bcbc02e3e8850ad3943508",
+                            {"x2": {"condition_channels": 1, "channels": 32, "blocks": 4},
+                             "x4": {"condition_channels": 1, "channels": 48, "blocks": 6}}),
+    # the perceptual look of upscale-v1 (LOOKS): in no release, since no file needs it
+    "upscale_perceptual-v1": ModelSpec(Upscalers, "upscale_perceptual-v1-120f0203.pt",
+                                       "120f0203363cd3416384c8ed3d58b2648789050cfddc7dd8386f666e624539c9",
+                                       {"x2": {"condition_channels": 1, "channels": 32, "blocks": 4},
+                                        "x4": {"condition_channels": 1, "channels": 48, "blocks": 6}}),
     # nnc restore (JPEG files): in no release, since it decodes no .nnc file
     "deblock_jpeg-v1": ModelSpec(Deblocker, "deblock_jpeg-v1-8681bc53.pt",
                                  "8681bc536ec86407ac686d17499289f4b24450541479470d8698625a71102cfc",
@@ -33,7 +43,16 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 # Stage -> registry key, one dict per release, oldest first. Release 0 (nnc 0.1 and 0.2, model version
-# e3b0c442) runs every stage as its classical baseline; release 1 (nnc 0.3) adds the deblocker.
-RELEASES: tuple[dict[str, str], ...] = ({}, {"deblock": "deblock-v1"})
+# e3b0c442) runs every stage as its classical baseline; release 1 (nnc 0.3) adds the deblocker;
+# release 2 (nnc 0.4) has the upscaler and no deblocker (see weights/README.md).
+RELEASES: tuple[dict[str, str], ...] = (
+    {},
+    {"deblock": "deblock-v1"},
+    {"upscale": "upscale-v1"},  # deblock-v1, trained on bicubic output, harms the upscaler's: -0.06 dB
+)
 
-__all__ = ["REGISTRY", "RELEASES", "ModelSpec", "Deblocker"]
+# Registry key -> {look: registry key}: other renderings of a release's network that a decoder may
+# choose (``--look``). They change no file and no model version, so they can be added at any time.
+LOOKS: dict[str, dict[str, str]] = {"upscale-v1": {"perceptual": "upscale_perceptual-v1"}}
+
+__all__ = ["LOOKS", "REGISTRY", "RELEASES", "ModelSpec", "Deblocker", "Upscalers"]

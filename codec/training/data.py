@@ -9,10 +9,14 @@ hash of its name) is held out for validation.
 
 For every photo the cache holds one ``.npz`` per kind:
 - ``codec/``: the original luma and nnc's decoded full-size luma (after decoder stages 1-3, before
-  deblocking) at 4 qualities spread over 1..70, with the luma section's size and scale.
+  deblocking) at 4 qualities spread over 1..70, with the luma section's size and scale; made
+  again when the newest release's stages before deblocking change (a new upscaler).
+- ``upscale/``: the original luma and, for the luma stream at scale 2 and at scale 4, the stream
+  as decoded after HEVC coding at 4 x265 qualities spread over the range the encoder uses at
+  those scales (``x2_decoded``, ``x2_luma_bytes``...): the input of stage 2.
 - ``jpeg/``: the original RGB and its decoding as JPEG (Pillow, 4:2:0) at 4 qualities in 5..50,
   with the quality estimated from the file's tables, as ``nnc restore`` does.
-Existing files are kept, so an interrupted run resumes.
+Existing files that are up to date are kept, so an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -27,17 +31,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..color import to_uint8
+from .. import format, hevc
+from ..color import rgb_to_ycbcr, to_uint8
+from ..luma import luma_stream
+from ..models import RELEASES
 from ..pipeline import ImageEncoder
 from ..restore import jpeg_quality
 from ..stages import Stages
-from ..upscale import apply_upscale
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "train"
 DEFAULT_CACHE = Path.home() / ".cache" / "nnc" / "train"
 MAX_SIZE = (640, 480)  # (width, height) of the largest crop kept from an extra photo
 CODEC_QUALITY_BANDS = ((1, 10), (11, 25), (26, 45), (46, 70))
 JPEG_QUALITY_BANDS = ((5, 12), (13, 25), (26, 37), (38, 50))
+UPSCALE_X265_BANDS = ((0, 6), (7, 14), (15, 24), (25, 40))  # x265 qualities of x2/x4 streams at nnc qualities 1..30
+UPSCALE_SCALES = (2, 4)
 VALIDATION_EVERY = 20
 
 
@@ -93,18 +101,51 @@ def _qualities(name: str, bands: tuple[tuple[int, int], ...]) -> list[int]:
     return [int(rng.integers(low, high + 1)) for low, high in bands]
 
 
+def stages_before_deblock() -> str:
+    """The learned networks of the newest release that run before stage 4 (e.g. "upscale=upscale-v1"):
+    a ``codec`` sample made with others is out of date."""
+    return ",".join(f"{stage}={key}" for stage, key in sorted(RELEASES[-1].items()) if stage != "deblock")
+
+
 def codec_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarray]:
-    """The luma the deblocker sees: nnc's decoded full-size luma at each quality, before stage 4."""
+    """The luma the deblocker sees: nnc's decoded full-size luma at each quality, before stage 4
+    (after the newest release's stage 2), with what made it (``pipeline``)."""
     encoder = ImageEncoder(pixels, stages=Stages(frozenset({"deblock"})))  # the stage being trained is off
-    height, width = pixels.shape[:2]
     decoded, luma_bytes, scales = [], [], []
     for quality in qualities:
         choice = encoder.choose_luma(quality)
-        decoded.append(apply_upscale(choice.stream, height, width))
+        decoded.append(encoder.upscaled_luma(choice))
         luma_bytes.append(len(choice.payload))
         scales.append(choice.scale)
     return {"original": to_uint8(encoder.luma_plane), "decoded": np.stack(decoded),
-            "quality": np.array(qualities), "luma_bytes": np.array(luma_bytes), "scale": np.array(scales)}
+            "quality": np.array(qualities), "luma_bytes": np.array(luma_bytes), "scale": np.array(scales),
+            "pipeline": np.array(stages_before_deblock())}
+
+
+def _up_to_date(kind: str, path: Path) -> bool:
+    if not path.exists():
+        return False
+    if kind != "codec":
+        return True
+    with np.load(path) as sample:  # files made before stage 2 was learned have no "pipeline": bicubic
+        return str(sample["pipeline"]) == stages_before_deblock() if "pipeline" in sample else \
+            stages_before_deblock() == ""
+
+
+def upscale_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarray]:
+    """What stage 2 sees: the luma stream at each scale, decoded after coding at each x265 quality."""
+    original = rgb_to_ycbcr(pixels)[0]
+    sample = {"original": to_uint8(original), "x265_quality": np.array(qualities)}
+    for scale in UPSCALE_SCALES:
+        stream = luma_stream(original, scale)
+        decoded, luma_bytes = [], []
+        for quality in qualities:
+            tiles = hevc.encode_plane(stream, quality)
+            decoded.append(hevc.decode_plane(tiles, *stream.shape))
+            luma_bytes.append(len(format.build_hevc_plane(tiles)))
+        sample.update({f"x{scale}_decoded": np.stack(decoded),
+                       f"x{scale}_luma_bytes": np.array(luma_bytes)})
+    return sample
 
 
 def jpeg_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarray]:
@@ -124,9 +165,10 @@ def _make(item: tuple[str, Path, int, int], cache: Path) -> str:
     name, path, k, factor = item
     split = "val" if is_validation(name) else "train"
     pixels = None
-    for kind, make, bands in (("codec", codec_sample, CODEC_QUALITY_BANDS), ("jpeg", jpeg_sample, JPEG_QUALITY_BANDS)):
+    for kind, make, bands in (("codec", codec_sample, CODEC_QUALITY_BANDS), ("jpeg", jpeg_sample, JPEG_QUALITY_BANDS),
+                              ("upscale", upscale_sample, UPSCALE_X265_BANDS)):
         target = cache / kind / split / f"{name}.npz"
-        if target.exists():
+        if _up_to_date(kind, target):
             continue
         pixels = load_photo(path, k, factor) if pixels is None else pixels
         target.parent.mkdir(parents=True, exist_ok=True)

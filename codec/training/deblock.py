@@ -17,10 +17,8 @@ schedule) as ``<model_id>-v<N>-<sha256[:8]>.pt`` and prints its digest.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +31,12 @@ from ..deblock import deblock_condition
 from ..models.deblocker import Deblocker
 from ..restore import restore_condition
 from ..runtime import run_network
-from .data import DEFAULT_CACHE
+from .common import add_training_arguments, cosine_schedule, export_weights, psnr, run_steps
 
 SETS = {  # weight set -> (model id, network hyperparameters)
     "codec": ("deblock", {"image_channels": 1, "condition_channels": 2, "channels": 24}),
     "jpeg": ("deblock_jpeg", {"image_channels": 3, "condition_channels": 1, "channels": 24}),
 }
-CHECKPOINT_EVERY = 250
 TRAIN_MAX_BPP = 0.3  # codec samples above this many luma bits per pixel are left out
 
 
@@ -107,35 +104,19 @@ def random_batch(samples: list[Sample], rng: np.random.Generator, batch: int,
             torch.from_numpy(np.stack(targets)))
 
 
-def _psnr(mse: float) -> float:
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
-
-
 def validate(network: nn.Module, samples: list[Sample]) -> dict[str, float]:
     """Mean PSNR gain (dB, on [0, 1] planes) of the network's output over its input, per quality band."""
     network.eval()
     gains: dict[str, list[float]] = {}
     for sample in samples:
         output = np.clip(run_network(network, sample.image, sample.condition), 0.0, 1.0)
-        gain = (_psnr(float(np.mean((output - sample.target) ** 2)))
-                - _psnr(float(np.mean((sample.image - sample.target) ** 2))))
+        gain = (psnr(float(np.mean((output - sample.target) ** 2)))
+                - psnr(float(np.mean((sample.image - sample.target) ** 2))))
         band = "q<=10" if sample.quality <= 10 else "q<=25" if sample.quality <= 25 else "q>25"
         gains.setdefault(band, []).append(gain)
         gains.setdefault("all", []).append(gain)
     network.train()
     return {band: float(np.mean(values)) for band, values in sorted(gains.items())}
-
-
-def export(state: dict, weight_set: str, folder: Path, version: int) -> Path:
-    """Write ``state`` as ``<model_id>-v<version>-<sha256[:8]>.pt`` in ``folder``; returns the path."""
-    model_id = SETS[weight_set][0]
-    temporary = folder / f".{model_id}-v{version}.pt"
-    torch.save(state, temporary)
-    digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
-    path = folder / f"{model_id}-v{version}-{digest[:8]}.pt"
-    temporary.replace(path)
-    print(f"{path.name}  sha256 {digest}  params {sum(v.numel() for v in state.values())}")
-    return path
 
 
 def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
@@ -145,54 +126,28 @@ def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int
     torch.manual_seed(seed)
     network = Deblocker(**SETS[weight_set][1])
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step / steps, 1.0))))
-    checkpoints.mkdir(parents=True, exist_ok=True)
+    schedule = cosine_schedule(optimizer, steps)
+    parts = {"network": network, "optimizer": optimizer, "schedule": schedule}
     latest = checkpoints / f"deblock-{weight_set}.pt"
     rng = np.random.default_rng(seed)
-    step, validation = 0, {}
-    if latest.exists():
-        checkpoint = torch.load(latest, weights_only=False)
-        network.load_state_dict(checkpoint["network"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        schedule.load_state_dict(checkpoint["schedule"])
-        rng.bit_generator.state = checkpoint["rng"]
-        torch.set_rng_state(checkpoint["torch_rng"])
-        step = checkpoint["step"]
-        validation = checkpoint.get("validation", {})
-        print(f"resumed at step {step}", file=sys.stderr)
     train_samples = load_samples(cache, weight_set, "train")
     val_samples = load_samples(cache, weight_set, "val")
     params = sum(p.numel() for p in network.parameters())
     print(f"{weight_set}: {len(train_samples)} training, {len(val_samples)} validation samples; "
           f"{params} parameters", file=sys.stderr)
-    if step == 0:
-        print(f"step 0 validation gain (dB): {validate(network, val_samples)}", file=sys.stderr)
     network.train()
-    started, start_step, running = time.monotonic(), step, None
-    while step < steps:
+
+    def train_step() -> dict[str, float]:
         inputs, conditions, targets = random_batch(train_samples, rng, batch, crop)
         loss = nn.functional.mse_loss(network(inputs, conditions), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         schedule.step()
-        step += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        rate = (step - start_step) / (time.monotonic() - started)
-        print(f"\r[{step}/{steps}] loss {running:.3e} ({_psnr(running):.2f} dB) lr {schedule.get_last_lr()[0]:.1e} "
-              f"{rate:.1f} steps/s, {(steps - step) / rate / 60:.0f} min left", end="", file=sys.stderr, flush=True)
-        if step % validate_every == 0 or step == steps:
-            validation = validate(network, val_samples)
-            print(f"\nstep {step} validation gain (dB): "
-                  + ", ".join(f"{k} {v:+.3f}" for k, v in validation.items()), file=sys.stderr, flush=True)
-        if step % CHECKPOINT_EVERY == 0 or step == steps:
-            torch.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
-                        "schedule": schedule.state_dict(), "rng": rng.bit_generator.state,
-                        "torch_rng": torch.get_rng_state(), "step": step, "validation": validation},
-                       latest.with_suffix(".tmp"))
-            latest.with_suffix(".tmp").replace(latest)  # an interrupted save leaves the last checkpoint whole
-    print(file=sys.stderr)
+        return {"mse": loss.item()}
+
+    step, validation = run_steps(steps, train_step, lambda: validate(network, val_samples), latest, parts, rng,
+                                 validate_every, {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed})
     return {"step": step, "validation": validation, "state": network.state_dict()}
 
 
@@ -200,22 +155,15 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: train, resume or export a deblocker weight set."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", dest="weight_set", choices=sorted(SETS), required=True)
-    parser.add_argument("--steps", type=int, default=12000, help="total steps (a resumed run continues to it)")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CACHE / "checkpoints")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=16)
+    add_training_arguments(parser)
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--validate-every", type=int, default=500)
-    parser.add_argument("--export", type=Path, metavar="DIR", help="write the final state as a weight file")
-    parser.add_argument("--version", type=int, default=1, help="the N of the exported file's -vN")
     args = parser.parse_args(argv)
     final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
                   args.lr, args.validate_every)
     print(f"step {final['step']}, validation gain (dB) {final['validation']}")
     if args.export:
-        export(final["state"], args.weight_set, args.export, args.version)
+        export_weights(final["state"], SETS[args.weight_set][0], args.export, args.version)
 
 
 if __name__ == "__main__":

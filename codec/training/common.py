@@ -1,0 +1,117 @@
+"""What every training script shares: the step loop with progress, validation and resumable
+checkpoints, PSNR, the learning-rate schedule and weight-file export."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import DEFAULT_CACHE
+
+CHECKPOINT_EVERY = 250  # steps
+
+
+def psnr(mse: float) -> float:
+    """PSNR in dB of a mean squared error on [0, 1] planes."""
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def save_checkpoint(path: Path, parts: dict, rng: np.random.Generator, step: int, validation: dict,
+                    settings: dict) -> None:
+    """Write a checkpoint atomically (an interrupted save leaves the previous one whole): the state of
+    each part (networks, optimizers, schedules, by name), both random generators, step, validation
+    and the run's settings (batch, learning rate...)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    torch.save({**{name: part.state_dict() for name, part in parts.items()}, "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(), "step": step, "validation": validation,
+                "settings": settings}, temporary)
+    temporary.replace(path)
+
+
+def resume(path: Path, parts: dict, rng: np.random.Generator, settings: dict) -> tuple[int, dict]:
+    """Load the checkpoint at ``path`` into ``parts`` and ``rng``, if there is one (saying so, and
+    which of ``settings`` differ from the run that wrote it); returns (step, validation): (0, {})
+    for a fresh start."""
+    if not path.exists():
+        return 0, {}
+    checkpoint = torch.load(path, weights_only=False)
+    for name, part in parts.items():
+        part.load_state_dict(checkpoint[name])
+    rng.bit_generator.state = checkpoint["rng"]
+    torch.set_rng_state(checkpoint["torch_rng"])
+    print(f"resumed at step {checkpoint['step']} from {path}", file=sys.stderr)
+    changed = {name: (checkpoint["settings"].get(name), value) for name, value in settings.items()
+               if "settings" in checkpoint and checkpoint["settings"].get(name) != value}
+    if changed:
+        print("note: settings differ from the run that wrote the checkpoint: "
+              + ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changed.items()), file=sys.stderr)
+    return checkpoint["step"], checkpoint.get("validation", {})
+
+
+def run_steps(steps: int, train_step: Callable[[], dict[str, float]], validate: Callable[[], dict[str, float]],
+              checkpoint: Path, parts: dict, rng: np.random.Generator, validate_every: int,
+              settings: dict) -> tuple[int, dict[str, float]]:
+    """Resume ``parts`` and ``rng`` from the ``checkpoint`` file if there is one, then call
+    ``train_step`` (one optimisation step; returns its losses by name) up to ``steps``, with a
+    progress line of the running losses, ``validate`` every ``validate_every`` steps and at the
+    end, and a checkpoint every CHECKPOINT_EVERY steps and at the end (with ``settings``, the
+    run's batch, learning rate..., compared on resume). Returns the step reached
+    (more than ``steps`` if the checkpoint was already past it) and the last validation."""
+    step, validation = resume(checkpoint, parts, rng, settings)
+    if step == 0:
+        print(f"step 0 validation: {validate()}", file=sys.stderr)
+    started, start_step, running = time.monotonic(), step, {}
+    while step < steps:
+        losses = train_step()
+        step += 1
+        running = {name: value if name not in running else 0.98 * running[name] + 0.02 * value
+                   for name, value in losses.items()}
+        rate = (step - start_step) / (time.monotonic() - started)
+        print(f"\r[{step}/{steps}] " + " ".join(f"{name} {value:.4g}" for name, value in running.items())
+              + f" {rate:.2f} steps/s, {(steps - step) / rate / 60:.0f} min left", end="", file=sys.stderr, flush=True)
+        if step % validate_every == 0 or step == steps:
+            validation = validate()
+            print(f"\nstep {step} validation: " + ", ".join(f"{k} {v:+.3f}" for k, v in validation.items()),
+                  file=sys.stderr, flush=True)
+        if step % CHECKPOINT_EVERY == 0 or step == steps:
+            save_checkpoint(checkpoint, parts, rng, step, validation, settings)
+    print(file=sys.stderr)
+    return step, validation
+
+
+def export_weights(state: dict, model_id: str, folder: Path, version: int) -> Path:
+    """Write ``state`` as ``<model_id>-v<version>-<sha256[:8]>.pt`` in ``folder``; prints and returns the path."""
+    temporary = folder / f".{model_id}-v{version}.pt"
+    torch.save(state, temporary)
+    digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
+    path = folder / f"{model_id}-v{version}-{digest[:8]}.pt"
+    temporary.replace(path)
+    print(f"{path.name}  sha256 {digest}  params {sum(v.numel() for v in state.values())}")
+    return path
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate from its initial value down to 1 % of it over ``steps``, as half a cosine."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step / steps, 1.0))))
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options every training script takes."""
+    parser.add_argument("--steps", type=int, default=12000, help="total steps (a resumed run continues to it)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CACHE / "checkpoints")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--validate-every", type=int, default=500)
+    parser.add_argument("--export", type=Path, metavar="DIR", help="write the final state as a weight file")
+    parser.add_argument("--version", type=int, default=1, help="the N of the exported file's -vN")

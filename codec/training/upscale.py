@@ -1,0 +1,238 @@
+"""Trains the stage-2 upscalers (x2 and x4, one ``Upscalers`` weight file) on nnc's decoded luma streams.
+
+    python -m codec.training.data                        # once: the cached training samples
+    python -m codec.training.upscale --steps 12000
+    python -m codec.training.upscale --steps 12000 --export weights/
+    python -m codec.training.upscale --look perceptual --steps 2000 --export weights/
+
+Each step: a batch of random crops for each scale (96x96 full-size pixels at x2, 128x128 at x4,
+aligned to the scale, rotated and flipped), the network's input the bicubic upscale of the
+decoded stream as the decoder makes it, the target the original luma; the loss is the sum of
+both scales' MSE. Adam with a cosine learning rate over ``--steps``, fixed seed. A checkpoint
+every 250 steps (``--checkpoints``, outside the repository) lets an interrupted run resume.
+Validation: the PSNR-Y gain of ``codec.upscale.apply_upscale`` (the decoder's own code) over
+bicubic on the held-out photos, per scale and x265 quality band. ``--export DIR`` writes the
+final state as ``upscale-v<N>-<sha256[:8]>.pt`` (``upscale_perceptual-...`` for ``--look perceptual``,
+which fine-tunes the released fidelity weights adversarially: see ``train_perceptual``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..color import upsample_bicubic
+from ..metrics import gradient_energy, psnr
+from ..models import RELEASES
+from ..models.sr_net import Discriminator, Upscalers
+from ..stages import LOOK_CHOICES
+from ..upscale import apply_upscale, rate_condition
+from ..weights import load_model
+from .common import add_training_arguments, cosine_schedule, export_weights, run_steps
+from .data import UPSCALE_SCALES
+
+MODEL_ID = "upscale"
+HPARAMS = {"x2": {"condition_channels": 1, "channels": 32, "blocks": 4},  # x2: 0.2 s on a 384x256 stream
+           "x4": {"condition_channels": 1, "channels": 48, "blocks": 6}}  # x4: 0.17 s on 192x128
+CROPS = {2: 96, 4: 128}  # full-size crop side per scale
+
+
+@dataclass
+class Sample:
+    """One held-out or training photo's luma stream coded one way."""
+
+    stream: np.ndarray  # (h, w) uint8, decoded
+    bicubic: np.ndarray  # (H, W) uint8, the baseline's output
+    target: np.ndarray  # (H, W) uint8, the original luma
+    luma_bytes: int
+    x265_quality: int
+
+    @property
+    def condition(self) -> tuple[float]:
+        return (rate_condition(self.luma_bytes, self.stream.size),)
+
+
+def load_samples(cache: Path, split: str) -> dict[int, list[Sample]]:
+    """scale -> every cached sample of ``split`` ("train" or "val")."""
+    samples: dict[int, list[Sample]] = {scale: [] for scale in UPSCALE_SCALES}
+    for path in sorted((cache / "upscale" / split).glob("*.npz")):
+        if path.name.endswith(".tmp.npz"):
+            continue
+        with np.load(path) as data:
+            original = data["original"]
+            for scale in UPSCALE_SCALES:
+                for index, quality in enumerate(data["x265_quality"].tolist()):
+                    stream = data[f"x{scale}_decoded"][index]
+                    luma_bytes = int(data[f"x{scale}_luma_bytes"][index])
+                    samples[scale].append(Sample(stream, upsample_bicubic(stream, *original.shape), original,
+                                                 luma_bytes, quality))
+    if not samples[UPSCALE_SCALES[0]]:
+        raise SystemExit(f"no cached upscale samples in {cache / 'upscale' / split}: "
+                         "run python -m codec.training.data first")
+    return samples
+
+
+def random_batch(samples: list[Sample], rng: np.random.Generator, batch: int, crop: int,
+                 scale: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs, conditions, targets): random scale-aligned crops, rotated and flipped at random, of
+    the samples at least ``crop`` pixels on each side, chosen in proportion to their area."""
+    weights = np.array([s.target.size * (min(s.target.shape) >= crop) for s in samples], np.float64)
+    chosen = rng.choice(len(samples), size=batch, p=weights / weights.sum())
+    inputs, targets, conditions = [], [], []
+    for index in chosen:
+        sample = samples[index]
+        height, width = sample.target.shape
+        top = scale * int(rng.integers(0, (height - crop) // scale + 1))
+        left = scale * int(rng.integers(0, (width - crop) // scale + 1))
+        k, flip = int(rng.integers(4)), bool(rng.integers(2))
+        pair = []
+        for plane in (sample.bicubic, sample.target):
+            window = np.rot90(plane[top:top + crop, left:left + crop], k)
+            pair.append((window[:, ::-1] if flip else window)[None].astype(np.float32) / np.float32(255.0))
+        inputs.append(pair[0])
+        targets.append(pair[1])
+        conditions.append(sample.condition)
+    return (torch.from_numpy(np.stack(inputs)), torch.tensor(conditions, dtype=torch.float32),
+            torch.from_numpy(np.stack(targets)))
+
+
+def _band(x265_quality: int) -> str:
+    return "x265<=6" if x265_quality <= 6 else "x265<=14" if x265_quality <= 14 else "x265<=24" \
+        if x265_quality <= 24 else "x265>24"
+
+
+def validate(networks: Upscalers, samples: dict[int, list[Sample]]) -> dict[str, float]:
+    """Mean PSNR-Y gain (dB) of the decoder's learned stage 2 over bicubic, per scale and x265 quality
+    band, and per scale the gradient energy of its output over the original's ("x2 detail")."""
+    networks.eval()
+    gains: dict[str, list[float]] = {}
+    for scale, scale_samples in samples.items():
+        for sample in scale_samples:
+            height, width = sample.target.shape
+            output = apply_upscale(sample.stream, height, width, scale, sample.luma_bytes, lambda: networks, 2)
+            gain = psnr(sample.target, output) - psnr(sample.target, sample.bicubic)
+            gains.setdefault(f"x{scale} {_band(sample.x265_quality)}", []).append(gain)
+            gains.setdefault(f"x{scale} all", []).append(gain)
+            gains.setdefault(f"x{scale} detail", []).append(gradient_energy(output)
+                                                            / max(gradient_energy(sample.target), 1e-12))
+    networks.train()
+    return {band: float(np.mean(values)) for band, values in sorted(gains.items())}
+
+
+def train(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
+          learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2,
+          crops: dict[int, int] = CROPS) -> dict:
+    """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    networks = Upscalers(**HPARAMS)
+    optimizer = torch.optim.Adam(networks.parameters(), lr=learning_rate)
+    schedule = cosine_schedule(optimizer, steps)
+    parts = {"network": networks, "optimizer": optimizer, "schedule": schedule}
+    latest = checkpoints / f"{MODEL_ID}.pt"
+    rng = np.random.default_rng(seed)
+    train_samples, val_samples = load_samples(cache, "train"), load_samples(cache, "val")
+    params = {name: sum(p.numel() for p in net.parameters()) for name, net in networks.nets.items()}
+    print(f"upscale: {len(train_samples[2])} training, {len(val_samples[2])} validation samples per scale; "
+          f"parameters {params}", file=sys.stderr)
+    networks.train()
+
+    def train_step() -> dict[str, float]:
+        losses = {}
+        for scale in UPSCALE_SCALES:
+            inputs, conditions, targets = random_batch(train_samples[scale], rng, batch, crops[scale], scale)
+            losses[f"x{scale}"] = nn.functional.mse_loss(networks.for_scale(scale)(inputs, conditions), targets)
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+        schedule.step()
+        return {f"{name} mse": loss.item() for name, loss in losses.items()}
+
+    step, validation = run_steps(steps, train_step, lambda: validate(networks, val_samples), latest, parts, rng,
+                                 validate_every, {"batch": batch, "crops": crops, "lr": learning_rate, "seed": seed})
+    return {"step": step, "validation": validation, "state": networks.state_dict()}
+
+
+def train_perceptual(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
+                     learning_rate: float = 1e-4, adversarial_weight: float = 1e-2, feature_weight: float = 1e-1,
+                     validate_every: int = 500, threads: int = 2, crops: dict[int, int] = CROPS) -> dict:
+    """Fine-tune the newest release's fidelity weights adversarially, as SRGAN does, against a
+    small ``Discriminator`` per scale trained alongside; the generator's loss is L1 + adversarial_weight
+    * the adversarial loss + feature_weight * L1 between the discriminator's features of the output
+    and of the original (feature matching: no downloaded network). Resumable like ``train``."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    networks = Upscalers(**HPARAMS)
+    networks.load_state_dict(load_model(RELEASES[-1]["upscale"]).state_dict())
+    discriminators = nn.ModuleDict({f"x{scale}": Discriminator() for scale in UPSCALE_SCALES})
+    generator_optimizer = torch.optim.Adam(networks.parameters(), lr=learning_rate, betas=(0.5, 0.999))
+    discriminator_optimizer = torch.optim.Adam(discriminators.parameters(), lr=learning_rate, betas=(0.5, 0.999))
+    parts = {"network": networks, "discriminator": discriminators, "optimizer_g": generator_optimizer,
+             "optimizer_d": discriminator_optimizer}
+    latest = checkpoints / f"{MODEL_ID}_perceptual.pt"
+    rng = np.random.default_rng(seed)
+    train_samples, val_samples = load_samples(cache, "train"), load_samples(cache, "val")
+    bce = nn.functional.binary_cross_entropy_with_logits
+    networks.train()
+
+    def train_step() -> dict[str, float]:
+        losses = {"l1": 0.0, "generator": 0.0, "discriminator": 0.0}
+        for scale in UPSCALE_SCALES:
+            inputs, conditions, targets = random_batch(train_samples[scale], rng, batch, crops[scale], scale)
+            output = networks.for_scale(scale)(inputs, conditions)
+            discriminator = discriminators[f"x{scale}"]
+            real_logits, fake_logits = discriminator(targets), discriminator(output.detach())
+            d_loss = bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
+            discriminator_optimizer.zero_grad()
+            d_loss.backward()
+            discriminator_optimizer.step()
+            real_features = [feature.detach() for feature in discriminator.features(targets)]
+            fake_features = discriminator.features(output)
+            fake_logits = discriminator.logit(fake_features[-1])
+            content = nn.functional.l1_loss(output, targets)
+            matching = sum(nn.functional.l1_loss(fake, real) for fake, real in zip(fake_features, real_features))
+            g_loss = (content + adversarial_weight * bce(fake_logits, torch.ones_like(fake_logits))
+                      + feature_weight * matching / len(fake_features))
+            generator_optimizer.zero_grad()
+            g_loss.backward()
+            generator_optimizer.step()
+            for name, loss in (("l1", content), ("generator", g_loss), ("discriminator", d_loss)):
+                losses[name] += loss.item() / len(UPSCALE_SCALES)
+        return losses
+
+    step, validation = run_steps(steps, train_step, lambda: validate(networks, val_samples), latest, parts, rng,
+                                 validate_every, {"batch": batch, "crops": crops, "lr": learning_rate, "seed": seed,
+                                                  "adversarial_weight": adversarial_weight,
+                                                  "feature_weight": feature_weight})
+    return {"step": step, "validation": validation, "state": networks.state_dict()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: train, resume or export the upscaler weights."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--look", choices=LOOK_CHOICES, default="fidelity",
+                        help="fidelity: train from scratch (MSE); perceptual: fine-tune upscale-v1 adversarially")
+    add_training_arguments(parser)
+    parser.add_argument("--lr", type=float, help="learning rate (default 1e-3 fidelity, 1e-4 perceptual)")
+    args = parser.parse_args(argv)
+    if args.look == "fidelity":
+        final = train(args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.lr or 1e-3,
+                      args.validate_every)
+    else:
+        final = train_perceptual(args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.lr or 1e-4,
+                                 validate_every=args.validate_every)
+    print(f"step {final['step']}, validation {final['validation']}")
+    if args.export:
+        # half precision keeps the file under 1 MB; loading converts it back to float32
+        export_weights({name: value.half() for name, value in final["state"].items()},
+                       MODEL_ID if args.look == "fidelity" else f"{MODEL_ID}_{args.look}", args.export, args.version)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Stage 2, the upscaler: bicubic until trained, seamless tiles at any size, the released networks
+beat bicubic on a low-rate file, --baseline upscale and --look switch what the decoder runs."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import codec
+from codec.color import upsample_bicubic
+from codec.metrics import gradient_energy, psnr
+from codec.models import LOOKS, RELEASES
+from codec.models.sr_net import Upscaler, Upscalers
+from codec.runtime import run_network
+from codec.stages import Stages
+from codec.upscale import apply_upscale, rate_condition
+from codec.weights import load_model
+
+
+def _stream(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.clip(128 + 60 * np.sin(xs / 3.0) * np.cos(ys / 5.0) + rng.normal(0, 8, (height, width)),
+                   0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_an_untrained_upscaler_is_the_bicubic_baseline(scale):
+    stream = _stream(23, 31)
+    height, width = scale * 23 - 1, scale * 31 - 3  # sides that are not multiples of the scale
+    networks = Upscalers(**{f"x{scale}": {"channels": 8, "blocks": 1}})
+    assert np.array_equal(apply_upscale(stream, height, width, scale, 100, lambda: networks),
+                          upsample_bicubic(stream, height, width))
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_tiles_of_the_upscaler_leave_no_seams(scale):
+    torch.manual_seed(scale)
+    network = Upscaler(scale, channels=8, blocks=2).eval()
+    torch.nn.init.normal_(network.tail[0].weight, std=0.05)  # a net that changes the picture
+    planes = np.random.default_rng(1).random((1, 40 * scale, 28 * scale), dtype=np.float32)
+    whole = run_network(network, planes, (0.5,), tile_side=1024)
+    tiled = run_network(network, planes, (0.5,), threads=2, tile_side=8 * scale)
+    assert np.abs(whole - planes).max() > 1e-3
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_the_rate_condition_grows_with_the_rate_and_stays_bounded():
+    assert rate_condition(100, 10_000) < rate_condition(1000, 10_000)
+    assert rate_condition(1, 10**9) == -1.0 and rate_condition(10**9, 1) == 2.0
+
+
+def test_an_unknown_look_is_refused():
+    with pytest.raises(ValueError, match="unknown look"):
+        Stages(look="painterly")
+    result = CliRunner().invoke(__import__("cli").main, ["decode", "x.nnc", "-o", "x.png", "--look", "painterly"])
+    assert result.exit_code == 2
+
+
+def test_gradient_energy_falls_with_blur():
+    stream = _stream(40, 40)
+    blurred = upsample_bicubic(stream[::2, ::2], 40, 40)
+    assert gradient_energy(blurred) < 0.5 * gradient_energy(stream)
+    assert gradient_energy(np.full((5, 5), 7, np.uint8)) == 0.0
+
+
+needs_release = pytest.mark.skipif(not any("upscale" in release for release in RELEASES),
+                                   reason="no release has a learned upscaler")
+
+
+@pytest.fixture(scope="module")
+def low_rate_file(photo):
+    """The photo fixture at quality 1: its luma coded downsampled, where stage 2 matters most."""
+    data = codec.encode(photo, quality=1)
+    assert codec.info(data)["luma_scale"] > 1
+    return data, np.asarray(photo)
+
+
+@needs_release
+def test_the_learned_upscaler_beats_bicubic_on_a_low_rate_file(low_rate_file):
+    data, source = low_rate_file
+    learned = np.asarray(codec.decode(data, baseline=("deblock",)))
+    bicubic = np.asarray(codec.decode(data, baseline=("deblock", "upscale")))
+    assert psnr(source, learned) > psnr(source, bicubic) + 0.1
+
+
+@needs_release
+def test_baseline_upscale_runs_bicubic_on_both_sides(photo, monkeypatch):
+    """``--baseline upscale``: the encoder judges candidates by bicubic upscaling (it never loads the
+    upscaler), and the decoder then runs bicubic."""
+    from codec.pipeline import ImageEncoder
+
+    gray = np.asarray(photo.convert("L"))
+    stages = Stages(frozenset({"upscale", "deblock"}))
+    with monkeypatch.context() as patch:
+        patch.setattr("codec.stages.load_model", lambda key: pytest.fail(f"loaded {key}"))
+        encoder = ImageEncoder(gray, stages=stages)
+        choice = encoder.choose_luma(1)
+    data, report = encoder.encode(1)
+    assert report.luma_scale == choice.scale > 1
+    expected = upsample_bicubic(choice.stream, *gray.shape)
+    assert np.array_equal(encoder.decoded_luma(choice), expected)
+    assert np.array_equal(np.asarray(codec.decode(data, baseline=stages)), expected)
+
+
+@needs_release
+def test_the_encoder_judges_the_learned_upscalers_output(photo):
+    """Analysis by synthesis: the luma the encoder measures is what the decoder outputs, stage 2 learned."""
+    from codec.pipeline import ImageEncoder
+
+    encoder = ImageEncoder(np.asarray(photo.convert("L")))
+    data, report = encoder.encode(1)
+    assert report.luma_scale > 1
+    assert np.array_equal(encoder.decoded_luma(encoder.choose_luma(1)), np.asarray(codec.decode(data)))
+
+
+@needs_release
+def test_the_encoder_always_judges_with_the_fidelity_look(photo):
+    small = photo.crop((0, 0, 256, 192))
+    assert codec.encode(small, quality=1, baseline=Stages(look="perceptual")) == codec.encode(small, quality=1)
+
+
+@needs_release
+def test_the_perceptual_look_renders_the_same_file_sharper(low_rate_file, monkeypatch):
+    data, _ = low_rate_file
+    key = RELEASES[-1]["upscale"]
+    if key not in LOOKS:  # a stand-in perceptual net: the fidelity one with its correction doubled
+        sharper = copy.deepcopy(load_model(key))
+        for net in sharper.nets.values():
+            net.tail[0].weight.data *= 2
+            net.tail[0].bias.data *= 2
+        monkeypatch.setitem(LOOKS, key, {"perceptual": "stand-in"})
+        monkeypatch.setattr("codec.stages.load_model", lambda k: sharper if k == "stand-in" else load_model(k))
+    fidelity = codec.decode(data).convert("L")
+    perceptual = codec.decode(data, look="perceptual").convert("L")
+    assert not np.array_equal(np.asarray(fidelity), np.asarray(perceptual))
+    assert gradient_energy(np.asarray(perceptual)) > gradient_energy(np.asarray(fidelity))
+
+
+@needs_release
+def test_a_look_the_release_lacks_is_said(low_rate_file, monkeypatch):
+    data, _ = low_rate_file
+    monkeypatch.setitem(LOOKS, RELEASES[-1]["upscale"], {})
+    with pytest.warns(UserWarning, match="no perceptual weights"):
+        rendered = codec.decode(data, look="perceptual")
+    assert np.array_equal(np.asarray(rendered), np.asarray(codec.decode(data)))
+
+
+@needs_release
+def test_upscaled_decodes_are_the_same_bytes_with_one_or_two_threads(photo):
+    data = codec.encode(photo.crop((0, 0, 520, 300)), quality=1)  # 3 x 2 tiles of 256 output pixels
+    assert codec.info(data)["luma_scale"] > 1
+    decoded = [np.asarray(codec.decode(data, threads=threads)).tobytes() for threads in (1, 2, 2)]
+    assert decoded[0] == decoded[1] == decoded[2]
+    assert decoded[0] != np.asarray(codec.decode(data, baseline=("upscale",))).tobytes()
