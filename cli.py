@@ -90,8 +90,6 @@ def _run_batch(worker: functools.partial, command: str, inputs: tuple[str, ...],
                 check_target(Path(target))
             except codec.NncError as error:
                 raise click.BadParameter(str(error), param_hint="'-o' / '--output'") from None
-            if Path(target).exists() and not worker.keywords.get("force"):  # before any work, not after it
-                raise click.ClickException(f"{target} exists (use --force to overwrite)")
         if command == "encode" and sys.stderr.isatty():  # a long --target-size search shows what it tries
             worker = functools.partial(worker, progress=_show_progress)
         result = worker(planned[0])

@@ -175,8 +175,10 @@ def _write_stdout(data: bytes) -> None:
 
 
 def _run_job(source: str, target: str, skip_existing: bool, force: bool, job: Callable[[Path], str]) -> FileResult:
-    if skip_existing and not force and Path(target).exists():
-        return FileResult(source, target, "skipped", f"{target} exists, skipped")
+    if target != STDIO and not force and Path(target).exists():  # before any work (write_atomically checks again)
+        if skip_existing:
+            return FileResult(source, target, "skipped", f"{target} exists, skipped")
+        return FileResult(source, target, "failed", f"{target} exists (use --force to overwrite)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -200,11 +200,13 @@ class ImageEncoder:
         luma_choice = self.choose_luma(quality)
         sections = {"luma": luma_choice.payload}
         hints = None
+        decoded = self.decoded_luma(luma_choice)  # what the decoder will output, composed as it does
         if not self.is_gray:
             full_luma = self.upscaled_luma(luma_choice)
             hints = self._hint_cache[min(self._hint_candidates(quality, luma_choice),
                                          key=lambda key: self._chroma_cost(key, luma_choice, full_luma, lam))]
             sections["hints"] = hints.payload
+            decoded = ycbcr_to_rgb(decoded, *chroma.colorize(full_luma, hints.hints))
         if self.metadata:
             sections["metadata"] = self.metadata
         container = format.Container(
@@ -215,8 +217,7 @@ class ImageEncoder:
         data = format.build_container(container)
         report = EncodeReport(quality, len(data), luma_choice.scale, luma_choice.quality, container.hint_layout,
                               hints.params if hints else {},
-                              {name: len(payload) for name, payload in sections.items()},
-                              psnr(self.pixels, decode_file_bytes(data, stages=self.stages).pixels))
+                              {name: len(payload) for name, payload in sections.items()}, psnr(self.pixels, decoded))
         return data, report
 
 

@@ -184,3 +184,12 @@ def test_partial_decode_says_what_was_lost():
     assert (in_hints.mode, in_hints.info["nnc_lost"]) == ("L", "color hints")
     assert (in_metadata.mode, in_metadata.info["nnc_lost"]) == ("RGB", "metadata")
     assert "exif" not in in_metadata.info and in_metadata.info["nnc_partial"]
+
+
+@pytest.mark.parametrize("quality", [1, 20, 60])
+def test_the_reported_psnr_is_that_of_the_decoded_file(photo, quality):
+    """The encoder composes the decoder's output itself: it must be exactly what decoding the file gives."""
+    source = np.asarray(photo)
+    for pixels in (source, np.asarray(photo.convert("L"))):
+        data, report = ImageEncoder(pixels).encode(quality)
+        assert report.psnr == psnr(pixels, np.asarray(codec.decode(data)))

@@ -23,19 +23,19 @@ class ModelSpec:
     hparams: dict = field(default_factory=dict)
 
 
+_UPSCALERS_V1 = {"x2": {"condition_channels": 1, "channels": 32, "blocks": 4},
+                 "x4": {"condition_channels": 1, "channels": 48, "blocks": 6}}  # both looks of upscale-v1
+
 REGISTRY: dict[str, ModelSpec] = {
     "deblock-v1": ModelSpec(Deblocker, "deblock-v1-bf59e780.pt",
                             "bf59e780e368bcfd0d986e75c723f9d32e09d6e91130981e62bda97f55aa9627",
                             {"image_channels": 1, "condition_channels": 2, "channels": 24}),
     "upscale-v1": ModelSpec(Upscalers, "upscale-v1-4d00bf47.pt",
-                            "4d00bf4795c968073bb7a5b6e13e832392edf5e4e6bcbc02e3e8850ad3943508",
-                            {"x2": {"condition_channels": 1, "channels": 32, "blocks": 4},
-                             "x4": {"condition_channels": 1, "channels": 48, "blocks": 6}}),
+                            "4d00bf4795c968073bb7a5b6e13e832392edf5e4e6bcbc02e3e8850ad3943508", _UPSCALERS_V1),
     # the perceptual look of upscale-v1 (LOOKS): in no release, since no file needs it
     "upscale_perceptual-v1": ModelSpec(Upscalers, "upscale_perceptual-v1-120f0203.pt",
                                        "120f0203363cd3416384c8ed3d58b2648789050cfddc7dd8386f666e624539c9",
-                                       {"x2": {"condition_channels": 1, "channels": 32, "blocks": 4},
-                                        "x4": {"condition_channels": 1, "channels": 48, "blocks": 6}}),
+                                       _UPSCALERS_V1),
     # nnc restore (JPEG files): in no release, since it decodes no .nnc file
     "deblock_jpeg-v1": ModelSpec(Deblocker, "deblock_jpeg-v1-8681bc53.pt",
                                  "8681bc536ec86407ac686d17499289f4b24450541479470d8698625a71102cfc",
