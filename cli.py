@@ -166,7 +166,8 @@ def main() -> None:
 @click.option("-o", "--output", required=True, type=click.Path(allow_dash=True),
               help="Output .nnc file (- for standard output), or folder (for several inputs, a folder, "
                    "or when it ends with /).")
-@click.option("-q", "--quality", type=click.IntRange(1, 100), help="1 (smallest) .. 100; default 30.")
+@click.option("-q", "--quality", type=click.IntRange(1, 100),
+              help="1 (smallest) .. 100; default 30. nnc is made for low rates: it tops out near 45 dB (about 90).")
 @click.option("--target-size", type=click.IntRange(1), help="Best quality whose file fits this many bytes.")
 @click.option("--bpp", type=click.FloatRange(0, min_open=True), help="Target bits per pixel.")
 @click.option("--strip", is_flag=True, help="Do not keep the ICC profile and Exif metadata.")

@@ -12,7 +12,6 @@ Writes deblock.md, deblock.json and deblock_crops.png in ``--out``.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import statistics
@@ -34,10 +33,8 @@ from codec.models import RELEASES  # noqa: E402
 from codec.stages import Stages  # noqa: E402
 from codec.upscale import apply_upscale  # noqa: E402
 from codec.weights import load_model  # noqa: E402
-from report import crop_sheet  # noqa: E402
+from report import crop_sheet, stage_benchmark_arguments  # noqa: E402
 
-HERE = Path(__file__).parent
-DEFAULT_FOLDER = HERE.parent.parent / "shared" / "data" / "kodak"
 JPEG_QUALITIES = (10, 20, 30, 40)
 NNC_TIMING_QUALITY = 10
 CROP_QUALITY = 5
@@ -118,12 +115,7 @@ def crops(image: Image.Image, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "kodak")
-    parser.add_argument("--images", type=int, help="only the first N images")
-    args = parser.parse_args(argv)
-    paths = sorted(args.folder.glob("*.png"))[:args.images]
+    args, paths = stage_benchmark_arguments(__doc__.splitlines()[0], argv)
     images = {path.name: Image.open(path).convert("RGB") for path in paths}
     results = {"images": len(images), "restore": restore_rows(images), "timing": timing(images)}
     args.out.mkdir(parents=True, exist_ok=True)

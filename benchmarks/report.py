@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -21,6 +22,24 @@ PUBLISHED_DASHES = ["--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3))]
 JPEG_SERIES, HEVC_SERIES = "JPEG", "HEVC 4:2:0"
 LOW_RATE_BPP = 0.35  # the low-rate range: up to the quality HEVC 4:2:0 reaches at this rate
 RATES = (0.05, 0.1, 0.25, 0.5)
+KODAK = Path(__file__).parents[2] / "shared" / "data" / "kodak"
+RESULTS = Path(__file__).parent / "results" / "kodak"
+
+
+def stage_benchmark_arguments(description: str, argv: list[str] | None,
+                              parts: tuple[str, ...] = ()) -> tuple[argparse.Namespace, list[Path]]:
+    """The command line of a stage benchmark (FOLDER, --out, --images N, and --parts if it has
+    ``parts``: the measurements to run again, the others kept from its JSON): its arguments
+    (``parts`` as a list) and the PNG images to run on, sorted by name."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("folder", nargs="?", type=Path, default=KODAK)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--images", type=int, help="only the first N images")
+    if parts:
+        parser.add_argument("--parts", type=lambda text: text.split(","), default=list(parts),
+                            help=f"comma-separated measurements to run (default: all of {','.join(parts)})")
+    args = parser.parse_args(argv)
+    return args, sorted(args.folder.glob("*.png"))[:args.images]
 
 
 def _series(results: dict) -> dict:

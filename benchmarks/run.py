@@ -206,9 +206,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def write_folder_report(out: Path) -> None:
-    """summary.md and plots over every codec JSON in ``out``, in the usual codec order."""
+    """summary.md and plots over every codec JSON in ``out`` (not the stage benchmarks' JSONs, which
+    name no codec), in the usual codec order."""
     order = [c.name for c in all_codecs()]
     every = {path.stem: json.loads(path.read_text()) for path in sorted(out.glob("*.json"))}
+    every = {name: result for name, result in every.items() if "codec" in result}
     if not every:
         raise SystemExit(f"no results in {out}")
     ranked = sorted(every, key=lambda name: order.index(name) if name in order else len(order))

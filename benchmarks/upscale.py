@@ -15,7 +15,6 @@ Writes upscale.md, upscale.json and upscale_crops.png in ``--out``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -36,10 +35,8 @@ from codec.models import LOOKS, RELEASES  # noqa: E402
 from codec.pipeline import x265_qualities  # noqa: E402
 from codec.upscale import apply_upscale  # noqa: E402
 from codec.weights import load_model  # noqa: E402
-from report import crop_sheet  # noqa: E402
+from report import crop_sheet, stage_benchmark_arguments  # noqa: E402
 
-HERE = Path(__file__).parent
-DEFAULT_FOLDER = HERE.parent.parent / "shared" / "data" / "kodak"
 NNC_QUALITIES = (1, 5, 10, 20)
 CURVE_X265_QUALITIES = {1: (0, 5, 10, 15, 20, 25, 30, 40), 2: (0, 5, 10, 15, 20, 25, 30, 40, 50),
                         4: (0, 5, 10, 15, 20, 25, 30, 40)}
@@ -158,12 +155,7 @@ def crops(image: Image.Image, looks: list[str], out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "kodak")
-    parser.add_argument("--images", type=int, help="only the first N images")
-    args = parser.parse_args(argv)
-    paths = sorted(args.folder.glob("*.png"))[:args.images]
+    args, paths = stage_benchmark_arguments(__doc__.splitlines()[0], argv)
     images = [Image.open(path).convert("RGB") for path in paths]
     lumas = [rgb_to_ycbcr(np.asarray(image))[0] for image in images]
     networks = _networks()

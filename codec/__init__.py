@@ -17,7 +17,7 @@ from .restore import restore
 from .stages import LEARNED_STAGES, LOOK_CHOICES, STAGES, Stages
 from .weights import model_version, release_models
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 DEFAULT_QUALITY = 30
 
 __all__ = [
@@ -139,6 +139,7 @@ def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
         "luma_scale": container.luma_scale,
         "luma_codec": container.luma_codec,
         "hint_layout": container.hint_layout,
+        "classical_color": container.classical_color,
         "bytes": len(data),
         "bpp": 8 * len(data) / (container.width * container.height),
         "sections": dict(container.section_sizes),

@@ -2,22 +2,30 @@
 
 Two layouts (spec 5.4, 5.5):
 - ``segments``: one quantised (Cb, Cr) per superpixel of the decoded luma stream. The decoder
-  finds the same superpixels, so positions cost nothing; each segment is filled with its hint.
-- ``grid``: a Cb | Cr thumbnail at 1/2, 1/4 or 1/8 resolution coded as one HEVC plane; the
-  decoder upsamples it bicubically (classical baseline).
+  finds the same superpixels, so positions cost nothing.
+- ``grid``: a Cb | Cr thumbnail at 1/2, 1/4 or 1/8 resolution coded as one HEVC plane.
+Colorization: the classical baseline fills each segment with its hint or upsamples the thumbnail
+bicubically; the learned stage (``HintColorizer``) corrects that picture from the full-size
+decoded luma, so chroma edges follow luma edges. It knows the hints' layout, spacing and bits per
+hint value (all read from the file).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from torch import nn
 
 from . import entropy, format, hevc
 from .color import downsample, reduced_size, to_uint8, upsample_bicubic
 from .errors import FormatError
 from .metrics import squared_error
+from .runtime import run_network
 from .segmentation import Segmentation, segment_luma
+from .upscale import rate_condition
 
 
 @dataclass
@@ -28,6 +36,13 @@ class Hints:
     thumbnail: np.ndarray | None = None  # grid: (h, 2w) uint8, Cb | Cr side by side
     labels: np.ndarray | None = None  # segments: (h, w) int32, the segment of each luma-stream pixel
     levels: tuple[np.ndarray, np.ndarray] | None = None  # segments: (count,) uint8 Cb and Cr per segment
+    factor: int = 0  # grid: the thumbnail's downsampling factor (2, 4 or 8)
+    payload_bytes: int = 0  # size of the hints section's payload
+
+    @property
+    def samples(self) -> int:
+        """Hint values per chroma plane: thumbnail samples or segments."""
+        return self.thumbnail.size // 2 if self.layout == "grid" else len(self.levels[0])
 
 
 @dataclass
@@ -118,7 +133,8 @@ def encode_segment_hints(cb: np.ndarray, cr: np.ndarray, luma_stream: np.ndarray
     })
     return HintCandidate("segments", {"segment_step": segment_step, "quant_step": quant_step,
                                       "hints": segmentation.count}, payload,
-                         Hints("segments", labels=segmentation.labels, levels=tuple(levels)))
+                         Hints("segments", labels=segmentation.labels, levels=tuple(levels),
+                               payload_bytes=len(payload)))
 
 
 def _levels(values: np.ndarray, quant_step: int) -> np.ndarray:
@@ -141,7 +157,7 @@ def read_segment_hints(payload: bytes, luma_stream: np.ndarray, height: int, wid
     left, up = _hint_predictions(segmentation)
     levels = tuple(_levels(np.clip(_reconstruct(r, left, up, hints.quant_step), 0, radius), hints.quant_step)
                    for r in residuals)
-    return Hints("segments", labels=segmentation.labels, levels=levels)
+    return Hints("segments", labels=segmentation.labels, levels=levels, payload_bytes=len(payload))
 
 
 def grid_thumbnail(cb: np.ndarray, cr: np.ndarray, factor_log2: int) -> np.ndarray:
@@ -161,7 +177,8 @@ def encode_grid_hints(cb: np.ndarray, cr: np.ndarray, factor_log2: int, quality:
     tiles = hevc.encode_plane(thumbnail, quality)
     payload = format.GridHints.build({"factor_log2": factor_log2, "thumbnail": format.build_hevc_plane(tiles)})
     return HintCandidate("grid", {"factor": 1 << factor_log2, "quality": quality}, payload,
-                         Hints("grid", thumbnail=hevc.decode_plane(tiles, thumb_height, 2 * thumb_width)))
+                         Hints("grid", thumbnail=hevc.decode_plane(tiles, thumb_height, 2 * thumb_width),
+                               factor=1 << factor_log2, payload_bytes=len(payload)))
 
 
 def read_grid_hints(payload: bytes, height: int, width: int) -> Hints:
@@ -172,7 +189,7 @@ def read_grid_hints(payload: bytes, height: int, width: int) -> Hints:
     thumb_height, thumb_width = reduced_size(height, width, 1 << hints.factor_log2)
     thumbnail = hevc.decode_plane(format.hevc_plane_tiles(bytes(hints.thumbnail), "grid hints"), thumb_height,
                                   2 * thumb_width)
-    return Hints("grid", thumbnail=thumbnail)
+    return Hints("grid", thumbnail=thumbnail, factor=1 << hints.factor_log2, payload_bytes=len(payload))
 
 
 def read_hints(layout: str, payload: bytes, luma_stream: np.ndarray, height: int, width: int) -> Hints:
@@ -184,12 +201,9 @@ def read_hints(layout: str, payload: bytes, luma_stream: np.ndarray, height: int
     return read_grid_hints(payload, height, width)
 
 
-def colorize(luma: np.ndarray, hints: Hints) -> tuple[np.ndarray, np.ndarray]:
-    """Stage 3 proper: (Cb, Cr), each (H, W) uint8, from the full-size decoded (H, W) uint8 luma and the hints.
-
-    Classical baseline (the luma is not used yet): the thumbnail upsampled bicubically, or each
-    segment filled with its hint."""
-    height, width = luma.shape
+def classical_colorize(hints: Hints, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The baseline of stage 3: (Cb, Cr), each (height, width) uint8: each segment filled with its
+    hint, or the thumbnail upsampled bicubically."""
     if hints.layout == "segments":
         labels = _full_res_labels(hints.labels, height, width)
         return tuple(levels[labels] for levels in hints.levels)
@@ -198,6 +212,50 @@ def colorize(luma: np.ndarray, hints: Hints) -> tuple[np.ndarray, np.ndarray]:
                  for half in (hints.thumbnail[:, :thumb_width], hints.thumbnail[:, thumb_width:]))
 
 
-def colorization_errors(cb: np.ndarray, cr: np.ndarray, luma: np.ndarray, hints: Hints) -> tuple[float, float]:
-    """Sums over the image of (Cb - colorized Cb)**2 and the same for Cr; cb, cr: (H, W) float planes."""
-    return tuple(squared_error(plane, result) for plane, result in zip((cb, cr), colorize(luma, hints)))
+def colorize_condition(hints: Hints, height: int, width: int) -> tuple[float, float, float]:
+    """The colorizer's condition input for hints of an image of (height, width): the layout (0 grid,
+    1 segments), log2 of the full-size pixels between hints / 4 (the thumbnail's factor, or the
+    square root of the pixels per segment), and ``upscale.rate_condition`` of the hints section's
+    bytes over its hint values (both planes)."""
+    if hints.payload_bytes < 1 or (hints.layout == "grid" and hints.factor < 2):
+        raise ValueError("hints without their payload size (or a grid without its factor) have no condition")
+    spacing = hints.factor if hints.layout == "grid" else math.sqrt(height * width / max(hints.samples, 1))
+    return (float(hints.layout == "segments"), math.log2(max(spacing, 1.0)) / 4.0,
+            rate_condition(hints.payload_bytes, 2 * hints.samples))
+
+
+def colorize(luma: np.ndarray, hints: Hints, network: Callable[[], nn.Module | None] | None = None,
+             threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 3 proper: (Cb, Cr), each (H, W) uint8, from the full-size decoded (H, W) uint8 luma
+    (the output of stage 2) and the hints.
+
+    network: gives the stage's ``HintColorizer``, or None for the classical baseline (which does
+    not read the luma). threads: CPU threads of the network (None: one per core)."""
+    height, width = luma.shape
+    classical = classical_colorize(hints, height, width)
+    model = network() if network is not None else None
+    if model is None:
+        return classical
+    return refine_colors(model, luma, classical, colorize_condition(hints, height, width), threads)
+
+
+def refine_colors(model: nn.Module, luma: np.ndarray, classical: tuple[np.ndarray, np.ndarray] | np.ndarray,
+                  condition: tuple[float, ...], threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The learned part of stage 3: (Cb, Cr), each (H, W) uint8, the ``HintColorizer`` ``model``'s
+    correction of the ``classical`` (Cb, Cr) ((H, W) uint8 each) guided by the (H, W) uint8 luma;
+    condition: ``colorize_condition`` of the hints. Planes are edge-padded to the model's fold."""
+    height, width = luma.shape
+    fold = model.scale
+    padding = ((0, -height % fold), (0, -width % fold))
+    planes = np.stack([np.pad(plane, padding, mode="edge") for plane in (luma, *classical)])
+    output = run_network(model, planes.astype(np.float32) / np.float32(255.0), condition, threads)
+    return tuple(to_uint8(plane[:height, :width] * np.float32(255.0)) for plane in output)
+
+
+def colorization_errors(cb: np.ndarray, cr: np.ndarray, luma: np.ndarray, hints: Hints,
+                        network: Callable[[], nn.Module | None] | None = None,
+                        threads: int | None = None) -> tuple[float, float]:
+    """Sums over the image of (Cb - colorized Cb)**2 and the same for Cr; cb, cr: (H, W) float
+    planes; luma, network, threads: as ``colorize``."""
+    return tuple(squared_error(plane, result)
+                 for plane, result in zip((cb, cr), colorize(luma, hints, network, threads)))

@@ -34,7 +34,7 @@ from .errors import FormatError, LimitError
 
 MAGIC = b"NNC"
 FORMAT_VERSION_MAJOR = 0
-FORMAT_VERSION_MINOR = 2
+FORMAT_VERSION_MINOR = 3
 TILE_SIDE = 2048
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS
 
@@ -56,7 +56,7 @@ Header = Struct(
         "luma_scale" / Enum(BitsInteger(2), x1=0, x2=1, x4=2) * "luma downsampling factor",
         "luma_codec" / Enum(BitsInteger(3), **LUMA_CODECS) * "coder of the luma stream",
         "hint_layout" / Enum(BitsInteger(2), **HINT_LAYOUTS) * "color hints layout",
-        "reserved" / Const(0, BitsInteger(1)) * "0",
+        "classical_color" / BitsInteger(1) * "1: stage 3 runs its classical baseline for this file",
     ) * "coding choices, one byte",
 )
 
@@ -148,6 +148,7 @@ class Container:
     luma_codec: str
     hint_layout: str
     sections: dict[str, bytes] = field(default_factory=dict)
+    classical_color: bool = False  # the encoder found the classical colorization closer: stage 3 runs it
     format_version: tuple[int, int] = (FORMAT_VERSION_MAJOR, FORMAT_VERSION_MINOR)
     section_sizes: dict[str, int] = field(default_factory=dict)  # bytes on disk, headers included
     truncated: bool = False  # parsed with partial=True and the file was cut short
@@ -165,7 +166,7 @@ def build_container(container: Container) -> bytes:
         "width": container.width,
         "height": container.height,
         "coding": {"luma_scale": _scale_name(container.luma_scale), "luma_codec": container.luma_codec,
-                   "hint_layout": container.hint_layout},
+                   "hint_layout": container.hint_layout, "classical_color": int(container.classical_color)},
     })
     pieces = [header]
     unprotected = header  # bytes since the previous section's payload: the CRC covers them too
@@ -214,7 +215,7 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Con
     container = Container(
         width=width, height=height, model_version=bytes(header.model_version),
         luma_scale=LUMA_SCALES[str(header.coding.luma_scale)], luma_codec=str(header.coding.luma_codec),
-        hint_layout=str(header.coding.hint_layout),
+        hint_layout=str(header.coding.hint_layout), classical_color=bool(header.coding.classical_color),
         format_version=(header.format_version.major, header.format_version.minor),
     )
     return container, stream.tell()
@@ -263,6 +264,8 @@ def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, partial: 
         unprotected_start = offset
     if container.hint_layout == "none" and "hints" in container.sections:
         raise FormatError("a grayscale file (hint layout none) has a hints section: the file is corrupt")
+    if container.hint_layout == "none" and container.classical_color:
+        raise FormatError("a grayscale file (hint layout none) has the classical_color bit set: the file is corrupt")
     return container
 
 

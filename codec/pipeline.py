@@ -11,9 +11,11 @@ The encoder judges its last candidates by what that decoder outputs (analysis by
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from torch import nn
 
 from . import chroma, format, luma
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
@@ -34,7 +36,8 @@ LUMA_SCALE_CHOICES = (1, 2, 4)
 GRID_FACTOR_LOG2_CHOICES = (1, 2, 3)
 SEGMENT_STEPS = (16, 24, 32, 48)  # seed spacing in full-size pixels
 SEGMENT_QUANT_STEPS = (4, 8)
-QUALITY_SPREAD = (-6, 0, 6)  # x265 qualities tried around the one expected to match lambda
+X265_WINDOW = 6  # x265 qualities tried: within this of the one expected to match lambda...
+X265_LATTICE = 4  # ...and multiples of this: 3 per option, the same ones at neighbouring qualities
 LARGE_IMAGE_PIXELS = 4_000_000  # above this, one x265 quality per option (encode time)
 
 
@@ -53,12 +56,19 @@ def lagrange_multiplier(quality: int) -> float:
 
 
 def x265_qualities(quality: int, downsampling_log2: int, large: bool) -> list[int]:
-    """x265 qualities (CRF = (100 - quality) / 2) to try for a plane downsampled by 2**downsampling_log2.
+    """x265 qualities (CRF = (100 - quality) / 2) to try for a plane downsampled by 2**downsampling_log2:
+    the multiples of X265_LATTICE in [base - X265_WINDOW, base + X265_WINDOW), clipped to 0..100, with
+    base the one expected to match lambda (one, rounded, on large images).
 
-    Each halving spreads a sample's error over 4 pixels: the matching QP is 6 lower."""
+    Each halving spreads a sample's error over 4 pixels: the matching QP is 6 lower. The candidates
+    sit on a fixed lattice, so a higher quality only drops the lowest and adds higher ones: with
+    lambda falling as quality rises, the choice (and the file size) rarely falls back (it still can
+    when a dropped candidate was chosen; checked on a photo in tests/test_pipeline.py)."""
     base = 100 - 2 * (equivalent_crf(quality) - 6 * downsampling_log2)
-    spread = (0,) if large else QUALITY_SPREAD
-    return sorted({int(np.clip(round(base + offset), 0, 100)) for offset in spread})
+    if large:
+        return [int(np.clip(round(base), 0, 100))]
+    first = X265_LATTICE * math.ceil((base - X265_WINDOW) / X265_LATTICE)
+    return sorted({int(np.clip(value, 0, 100)) for value in range(first, math.ceil(base + X265_WINDOW), X265_LATTICE)})
 
 
 @dataclass
@@ -148,6 +158,10 @@ class ImageEncoder:
                              candidate.scale, lambda: self.stages.network("deblock", self.release),
                              self.stages.threads)
 
+    def _colorizer(self) -> nn.Module | None:
+        """The network of decoder stage 3 the encoder judges hints by (None: the classical baseline)."""
+        return self.stages.network("color", self.release)
+
     def _luma_error(self, candidate: luma.LumaCandidate, stage: int) -> float:
         """Squared error of the luma after decoder stage ``stage`` (2: upscaled; 4: the decoder's output)."""
         key = (candidate.scale, candidate.quality, stage)
@@ -181,42 +195,64 @@ class ImageEncoder:
                 candidates.append(key)
         return candidates
 
-    def _chroma_cost(self, hint_key: tuple, luma_choice: luma.LumaCandidate, full_luma: np.ndarray,
+    def _chroma_cost(self, hint_key: tuple, classical: bool, luma_choice: luma.LumaCandidate, full_luma: np.ndarray,
                      lam: float) -> float:
         """D + lambda R of a hint candidate; D from colorizing ``full_luma``, the decoder's stage-2
-        output for ``luma_choice``."""
+        output for ``luma_choice``, as the decoder does: classically, or with the release's colorizer."""
         candidate = self._hint_cache[hint_key]
-        key = (hint_key, luma_choice.scale, luma_choice.quality)
+        key = (hint_key, classical, luma_choice.scale, luma_choice.quality)
         if key not in self._hint_errors:
-            self._hint_errors[key] = chroma.colorization_errors(self.cb, self.cr, full_luma, candidate.hints)
+            self._hint_errors[key] = chroma.colorization_errors(self.cb, self.cr, full_luma, candidate.hints,
+                                                                None if classical else self._colorizer,
+                                                                self.stages.threads)
         cb_error, cr_error = self._hint_errors[key]
         return CB_WEIGHT * cb_error + CR_WEIGHT * cr_error + lam * candidate.bits
+
+    def choose_hints(self, quality: int, luma_choice: luma.LumaCandidate) -> tuple[chroma.HintCandidate, bool]:
+        """The color hints coded at ``quality`` for ``luma_choice``, and whether the decoder should
+        colorize them classically (the file's classical_color bit, set only if the release has a
+        colorizer): the (candidate, colorization) of least D + lambda R; with ``--baseline color``
+        always classical, so the file decodes as judged anywhere. On large images the hints are
+        judged classically (encode time), then both colorizations of the chosen ones."""
+        lam = lagrange_multiplier(quality)
+        full_luma = self.upscaled_luma(luma_choice)
+        learned = self._colorizer() is not None  # False for --baseline color and releases without a colorizer
+
+        def cost(option: tuple[tuple, bool]) -> float:
+            return self._chroma_cost(*option, luma_choice, full_luma, lam)
+
+        modes = (True, False) if learned and not self.large else (True,)
+        hint_key, classical = min(((key, mode) for key in self._hint_candidates(quality, luma_choice)
+                                   for mode in modes), key=cost)
+        if learned and self.large:
+            classical = cost((hint_key, True)) <= cost((hint_key, False))
+        return self._hint_cache[hint_key], classical and "color" in self.release
 
     def encode(self, quality: int) -> tuple[bytes, EncodeReport]:
         """The .nnc bytes of the image at ``quality`` (1..100), and what was chosen."""
         if not QUALITY_RANGE[0] <= quality <= QUALITY_RANGE[1]:
             raise ValueError(f"quality must be in {QUALITY_RANGE[0]}..{QUALITY_RANGE[1]}, not {quality}")
-        lam = lagrange_multiplier(quality)
         luma_choice = self.choose_luma(quality)
         sections = {"luma": luma_choice.payload}
         hints = None
         decoded = self.decoded_luma(luma_choice)  # what the decoder will output, composed as it does
+        classical_color = False
         if not self.is_gray:
-            full_luma = self.upscaled_luma(luma_choice)
-            hints = self._hint_cache[min(self._hint_candidates(quality, luma_choice),
-                                         key=lambda key: self._chroma_cost(key, luma_choice, full_luma, lam))]
+            hints, classical_color = self.choose_hints(quality, luma_choice)
             sections["hints"] = hints.payload
-            decoded = ycbcr_to_rgb(decoded, *chroma.colorize(full_luma, hints.hints))
+            colors = chroma.colorize(self.upscaled_luma(luma_choice), hints.hints,
+                                     None if classical_color else self._colorizer, self.stages.threads)
+            decoded = ycbcr_to_rgb(decoded, *colors)
         if self.metadata:
             sections["metadata"] = self.metadata
         container = format.Container(
             width=self.width, height=self.height, model_version=model_version(),
             luma_scale=luma_choice.scale, luma_codec="hevc",
-            hint_layout=hints.layout if hints else "none", sections=sections,
+            hint_layout=hints.layout if hints else "none", sections=sections, classical_color=classical_color,
         )
         data = format.build_container(container)
         report = EncodeReport(quality, len(data), luma_choice.scale, luma_choice.quality, container.hint_layout,
-                              hints.params if hints else {},
+                              {**hints.params, "classical_color": classical_color} if hints else {},
                               {name: len(payload) for name, payload in sections.items()}, psnr(self.pixels, decoded))
         return data, report
 
@@ -254,7 +290,8 @@ def decode_file_bytes(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, 
             hints = chroma.read_hints(container.hint_layout, container.sections["hints"], stream, height, width)
         elif not partial:
             raise FormatError("file is truncated: no color hints section")
-    colors = chroma.colorize(full_luma, hints) if hints else None
+    colorizer = None if container.classical_color else lambda: stages.network("color", release)
+    colors = chroma.colorize(full_luma, hints, colorizer, stages.threads) if hints else None
     deblocked = apply_deblock(full_luma, len(luma_payload), stream.size, scale,
                               lambda: stages.network("deblock", release), stages.threads)
     if container.hint_layout == "none":

@@ -59,16 +59,17 @@ def run_network(network: nn.Module, planes: np.ndarray, condition: tuple[float, 
     """Apply ``network(image, condition)`` to (C, H, W) float32 planes, tile by tile.
 
     ``network`` has a ``RADIUS`` attribute (pixels of context each side of an output pixel) and
-    maps (1, C, h, w) to (1, C, h, w); a network with a ``scale`` attribute needs H, W and
-    ``tile_side`` to be multiples of it (ValueError otherwise). condition: the network's per-image
-    inputs. threads: tiles run at once, each on one torch thread (None: one per core). Returns (C, H, W) float32, equal
-    (up to float rounding) to running the network on the whole image, and the same bytes for any ``threads``."""
+    maps (1, C, h, w) to (1, C', h, w), C' its ``out_channels`` attribute if it has one, else C; a
+    network with a ``scale`` attribute needs H, W and ``tile_side`` to be multiples of it (ValueError
+    otherwise). condition: the network's per-image inputs. threads: tiles run at once, each on one
+    torch thread (None: one per core). Returns (C', H, W) float32, equal (up to float rounding) to
+    running the network on the whole image, and the same bytes for any ``threads``."""
     channels, height, width = planes.shape
     scale = getattr(network, "scale", 1)  # a network folding scale x scale blocks needs windows aligned to them
     if height % scale or width % scale or tile_side % scale:
         raise ValueError(f"a {width}x{height} image in tiles of {tile_side} does not align to the network's "
                          f"{scale}x{scale} blocks")
-    result = np.empty((channels, height, width), np.float32)
+    result = np.empty((getattr(network, "out_channels", channels), height, width), np.float32)
     condition_tensor = torch.tensor([condition], dtype=torch.float32)
 
     def run_tile(tile: tuple[slice, slice, slice, slice]) -> None:

@@ -53,6 +53,7 @@ class Stages:
         if stage in self.baseline or stage not in release:
             return None
         key = release[stage]
-        if self.look != "fidelity" and self.look not in LOOKS.get(key, {}):
-            warnings.warn(f"{key} has no {self.look} weights: rendered with its fidelity weights", stacklevel=2)
+        if self.look != "fidelity" and not any(self.look in LOOKS.get(other, {}) for other in release.values()):
+            warnings.warn(f"the release's networks ({', '.join(sorted(release.values()))}) have no {self.look} "
+                          "weights: rendered with their fidelity weights", stacklevel=2)
         return load_model(LOOKS.get(key, {}).get(self.look, key))

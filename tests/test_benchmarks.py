@@ -56,3 +56,11 @@ def test_scale_crossover_is_where_the_coarser_curve_stops_winning(run_module):
     assert 0.05 < crossover < 0.1
     assert upscale.crossover_bpp(fine, [(b, p - 5) for b, p in coarse]) is None  # never better
     assert upscale.crossover_bpp(fine, [(b, p + 5) for b, p in coarse]) == pytest.approx(0.2)  # always better
+
+
+def test_equal_bytes_curves_keep_only_points_nothing_cheaper_beats(run_module):
+    import colorize
+
+    points = [(300, 38.0), (100, 35.0), (200, 34.0), (250, 39.0), (120, 36.5)]
+    assert colorize._upper_hull(points) == [(100, 35.0), (120, 36.5), (250, 39.0)]
+    assert colorize._upper_hull([(100, 35.0), (100, 34.0), (100, 36.0)]) == [(100, 36.0)]

@@ -138,3 +138,10 @@ def test_parameter_sets_that_inflate_too_far_are_refused():
 def test_hevc_plane_round_trip_keeps_nal_units():
     tiles = [[b"\x40\x01vps", b"\x42\x01sps", b"\x44\x01pps", b"\x28\x01slice", b"\x02\x01more"]]
     assert format.hevc_plane_tiles(format.build_hevc_plane(tiles), "luma") == tiles
+
+
+def test_a_grayscale_file_with_the_classical_color_bit_is_refused():
+    data = format.build_container(_container(hint_layout="none", classical_color=True,
+                                             sections={"luma": b"\x00"}))
+    with pytest.raises(codec.FormatError, match="classical_color"):
+        format.parse_container(data)

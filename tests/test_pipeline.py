@@ -9,7 +9,7 @@ from PIL import Image
 
 import codec
 from codec.metrics import psnr
-from codec.pipeline import ImageEncoder
+from codec.pipeline import ImageEncoder, x265_qualities
 from conftest import icc_profile, synthetic_rgb
 
 
@@ -60,6 +60,22 @@ def test_size_grows_with_quality(photo):
     encoder = ImageEncoder(np.asarray(photo))
     sizes = [len(encoder.encode(quality)[0]) for quality in (1, 10, 20, 30, 45, 60, 80)]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1] / 10
+
+
+def test_size_and_psnr_never_fall_as_quality_rises_step_by_step(photo):
+    """Every step of quality, not only far-apart ones: the x265 qualities tried sit on a fixed lattice."""
+    encoder = ImageEncoder(np.asarray(photo))
+    reports = [encoder.encode(quality)[1] for quality in range(24, 40)]
+    sizes, psnrs = [report.bytes for report in reports], [report.psnr for report in reports]
+    assert sizes == sorted(sizes) and psnrs == sorted(psnrs), list(zip(sizes, psnrs))
+
+
+def test_x265_qualities_slide_on_a_fixed_lattice():
+    for log2 in (0, 1, 2, 3):
+        for quality in range(1, 100):
+            now, above = x265_qualities(quality, log2, False), x265_qualities(quality + 1, log2, False)
+            assert len(now) <= 3 and all(value % 4 == 0 or value == 100 for value in now)
+            assert min(above) >= min(now) and max(above) >= max(now)
 
 
 def test_lowest_quality_is_very_small(photo):

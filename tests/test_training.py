@@ -11,9 +11,10 @@ from PIL import Image
 
 from codec import weights
 from codec.models import REGISTRY, ModelSpec
+from codec.models.colorizer import HintColorizer
 from codec.models.deblocker import Deblocker
 from codec.models.sr_net import Upscalers
-from codec.training import data, deblock, upscale
+from codec.training import colorize, data, deblock, upscale
 from codec.training.common import export_weights
 from conftest import synthetic_rgb
 
@@ -50,6 +51,8 @@ def test_cache_holds_decoded_samples_of_both_kinds(tiny_cache):
         assert sample["original"].shape == (68, 48)  # 136x96 halved, then turned upright
         assert sample["decoded"].shape == (4, 68, 48) and sample["decoded"].dtype == np.uint8
         assert list(sample["scale"]) and set(sample["scale"].tolist()) <= {1, 2, 4}
+        assert sample["x265_quality"].shape == (4,)  # the chosen luma stream, so stage 3's data can remake it
+        assert str(sample["pipeline"]) == data.stages_before_deblock()
     with np.load(cache / "jpeg" / "val" / f"bsds-train-{stems[2]}.npz") as sample:
         assert sample["decoded"].shape == (4, 48, 68, 3)
         assert np.array_equal(sample["estimated_quality"], sample["quality"])
@@ -110,3 +113,32 @@ def test_perceptual_fine_tuning_starts_from_the_released_upscaler_and_resumes(ti
     released = weights.load_model("upscale-v1").state_dict()
     changed = [name for name, value in final["state"].items() if not torch.equal(value, released[name])]
     assert changed and set(final["state"]) == set(released)
+
+
+def test_the_colorizer_cache_holds_hints_coded_as_the_encoder_codes_them(tiny_cache):
+    cache, stems = tiny_cache
+    with np.load(cache / "color" / "train" / f"bsds-train-{stems[1]}.npz") as sample, \
+            np.load(cache / "codec" / "train" / f"bsds-train-{stems[1]}.npz") as codec_sample:
+        assert np.array_equal(sample["luma"], codec_sample["decoded"])  # the luma stage 3 really sees
+        variants = len(sample["layout"])
+        assert sample["classical"].shape == (variants, 2, 48, 68) and sample["original"].shape == (2, 48, 68)
+        assert {"grid", "segments"} == set(sample["layout"].tolist())
+        assert variants == 4 * 4  # 3 grid factors and segment hints at each of the 4 qualities
+        spacings = sorted({round(float(v), 2) for v, layout in zip(sample["condition"][:, 1], sample["layout"])
+                           if layout == "grid"})
+        assert spacings == [0.25, 0.5, 0.75]
+
+
+def test_colorizer_training_resumes_and_exports_a_loadable_weight_file(tiny_cache, tmp_path, capsys, monkeypatch):
+    cache, _ = tiny_cache
+    checkpoints = tmp_path / "checkpoints"
+    colorize.train(2, cache, checkpoints, batch=2, crop=16, validate_every=1)
+    final = colorize.train(3, cache, checkpoints, batch=2, crop=16, validate_every=1)
+    assert "resumed at step 2" in capsys.readouterr().err
+    assert final["step"] == 3 and {"all", "segments", "grid x8"} <= set(final["validation"])
+    path = export_weights(final["state"], "colorize", tmp_path, 9)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(REGISTRY, "colorize-v9", ModelSpec(HintColorizer, path.name, digest, colorize.HPARAMS))
+    weights._load.cache_clear()
+    network = weights.load_model("colorize-v9", tmp_path)
+    assert torch.equal(network.tail[0].weight, final["state"]["tail.0.weight"])

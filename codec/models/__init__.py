@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .colorizer import HintColorizer
 from .deblocker import Deblocker
 from .sr_net import Upscalers
 
@@ -32,6 +33,9 @@ REGISTRY: dict[str, ModelSpec] = {
                             {"image_channels": 1, "condition_channels": 2, "channels": 24}),
     "upscale-v1": ModelSpec(Upscalers, "upscale-v1-4d00bf47.pt",
                             "4d00bf4795c968073bb7a5b6e13e832392edf5e4e6bcbc02e3e8850ad3943508", _UPSCALERS_V1),
+    "colorize-v1": ModelSpec(HintColorizer, "colorize-v1-47c27ced.pt",
+                             "47c27ced52733a05b64cbc213dece39e3b90701eb69c5d7c67d379ad5a5d4ace",
+                             {"fold": 4, "condition_channels": 3, "channels": 40, "blocks": 4}),
     # the perceptual look of upscale-v1 (LOOKS): in no release, since no file needs it
     "upscale_perceptual-v1": ModelSpec(Upscalers, "upscale_perceptual-v1-120f0203.pt",
                                        "120f0203363cd3416384c8ed3d58b2648789050cfddc7dd8386f666e624539c9",
@@ -44,15 +48,17 @@ REGISTRY: dict[str, ModelSpec] = {
 
 # Stage -> registry key, one dict per release, oldest first. Release 0 (nnc 0.1 and 0.2, model version
 # e3b0c442) runs every stage as its classical baseline; release 1 (nnc 0.3) adds the deblocker;
-# release 2 (nnc 0.4) has the upscaler and no deblocker (see weights/README.md).
+# release 2 (nnc 0.4) has the upscaler and no deblocker; release 3 (nnc 0.5) adds the colorizer
+# (see weights/README.md).
 RELEASES: tuple[dict[str, str], ...] = (
     {},
     {"deblock": "deblock-v1"},
     {"upscale": "upscale-v1"},  # deblock-v1, trained on bicubic output, harms the upscaler's: -0.06 dB
+    {"upscale": "upscale-v1", "color": "colorize-v1"},  # a deblocker retrained after the upscaler gains nothing
 )
 
 # Registry key -> {look: registry key}: other renderings of a release's network that a decoder may
 # choose (``--look``). They change no file and no model version, so they can be added at any time.
 LOOKS: dict[str, dict[str, str]] = {"upscale-v1": {"perceptual": "upscale_perceptual-v1"}}
 
-__all__ = ["LOOKS", "REGISTRY", "RELEASES", "ModelSpec", "Deblocker", "Upscalers"]
+__all__ = ["LOOKS", "REGISTRY", "RELEASES", "ModelSpec", "Deblocker", "HintColorizer", "Upscalers"]

@@ -88,6 +88,47 @@ def run_steps(steps: int, train_step: Callable[[], dict[str, float]], validate: 
     return step, validation
 
 
+def optimise(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+             schedule: torch.optim.lr_scheduler.LRScheduler | None = None) -> None:
+    """One optimisation step on ``loss``: clear the gradients, back-propagate, step (and the schedule)."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    if schedule is not None:
+        schedule.step()
+
+
+CropSource = tuple[tuple[np.ndarray, ...], np.ndarray, tuple[float, ...]]  # (input planes, target, condition)
+
+
+def random_crops(sources: list[CropSource], rng: np.random.Generator, batch: int, crop: int,
+                 align: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs, conditions, targets), float32 tensors in [0, 1]: ``batch`` crops of crop x crop
+    pixels, their top left on multiples of ``align``, rotated and flipped at random, of sources
+    at least ``crop`` pixels on each side, chosen in proportion to their area. A source is
+    (input planes, target, condition): (C, H, W) uint8 arrays (the inputs joined on channels)
+    and the network's condition values."""
+    weights = np.array([target[0].size * (min(target.shape[1:]) >= crop) for _, target, _ in sources], np.float64)
+    chosen = rng.choice(len(sources), size=batch, p=weights / weights.sum())
+    inputs, targets, conditions = [], [], []
+    for index in chosen:
+        planes, target, condition = sources[index]
+        height, width = target.shape[1:]
+        top = align * int(rng.integers(0, (height - crop) // align + 1))
+        left = align * int(rng.integers(0, (width - crop) // align + 1))
+        k, flip = int(rng.integers(4)), bool(rng.integers(2))
+        pair = []
+        for stack in (np.concatenate([plane[:, top:top + crop, left:left + crop] for plane in planes]),
+                      target[:, top:top + crop, left:left + crop]):
+            window = np.rot90(stack, k, axes=(1, 2))
+            pair.append((window[:, :, ::-1] if flip else window).astype(np.float32) / np.float32(255.0))
+        inputs.append(pair[0])
+        targets.append(pair[1])
+        conditions.append(condition)
+    return (torch.from_numpy(np.stack(inputs)), torch.tensor(conditions, dtype=torch.float32),
+            torch.from_numpy(np.stack(targets)))
+
+
 def export_weights(state: dict, model_id: str, folder: Path, version: int) -> Path:
     """Write ``state`` as ``<model_id>-v<version>-<sha256[:8]>.pt`` in ``folder``; prints and returns the path."""
     temporary = folder / f".{model_id}-v{version}.pt"

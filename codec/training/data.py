@@ -14,6 +14,11 @@ For every photo the cache holds one ``.npz`` per kind:
 - ``upscale/``: the original luma and, for the luma stream at scale 2 and at scale 4, the stream
   as decoded after HEVC coding at 4 x265 qualities spread over the range the encoder uses at
   those scales (``x2_decoded``, ``x2_luma_bytes``...): the input of stage 2.
+- ``color/``: what stage 3 sees: for each ``codec/`` quality, the decoded full-size luma (after
+  stage 2) and hints coded exactly as the encoder codes them (a grid thumbnail at each factor, at
+  one of the x265 qualities the encoder tries there, and segment hints of a random density and
+  quantisation on the decoded luma stream), each colorized by the classical baseline, with the
+  colorizer's condition and the original Cb, Cr.
 - ``jpeg/``: the original RGB and its decoding as JPEG (Pillow, 4:2:0) at 4 qualities in 5..50,
   with the quality estimated from the file's tables, as ``nnc restore`` does.
 Existing files that are up to date are kept, so an interrupted run resumes.
@@ -31,11 +36,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import format, hevc
+from .. import chroma, format, hevc
 from ..color import rgb_to_ycbcr, to_uint8
-from ..luma import luma_stream
+from ..luma import encode_luma, luma_stream
 from ..models import RELEASES
-from ..pipeline import ImageEncoder
+from ..pipeline import GRID_FACTOR_LOG2_CHOICES, SEGMENT_QUANT_STEPS, SEGMENT_STEPS, ImageEncoder, x265_qualities
 from ..restore import jpeg_quality
 from ..stages import Stages
 
@@ -47,6 +52,7 @@ JPEG_QUALITY_BANDS = ((5, 12), (13, 25), (26, 37), (38, 50))
 UPSCALE_X265_BANDS = ((0, 6), (7, 14), (15, 24), (25, 40))  # x265 qualities of x2/x4 streams at nnc qualities 1..30
 UPSCALE_SCALES = (2, 4)
 VALIDATION_EVERY = 20
+ENCODER_REVISION = 2  # raised when the encoder's luma choices change (2: x265 qualities on a lattice)
 
 
 def _seed(name: str) -> int:
@@ -102,30 +108,67 @@ def _qualities(name: str, bands: tuple[tuple[int, int], ...]) -> list[int]:
 
 
 def stages_before_deblock() -> str:
-    """The learned networks of the newest release that run before stage 4 (e.g. "upscale=upscale-v1"):
-    a ``codec`` sample made with others is out of date."""
-    return ",".join(f"{stage}={key}" for stage, key in sorted(RELEASES[-1].items()) if stage != "deblock")
+    """The learned networks of the newest release that make the luma stage 4 sees, and the
+    encoder's revision (e.g. "upscale=upscale-v1;encoder=2"): a ``codec`` or ``color`` sample made
+    with others is out of date."""
+    networks = ",".join(f"{stage}={key}" for stage, key in sorted(RELEASES[-1].items())
+                        if stage in ("intra", "upscale"))
+    return f"{networks};encoder={ENCODER_REVISION}"
 
 
 def codec_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarray]:
     """The luma the deblocker sees: nnc's decoded full-size luma at each quality, before stage 4
     (after the newest release's stage 2), with what made it (``pipeline``)."""
     encoder = ImageEncoder(pixels, stages=Stages(frozenset({"deblock"})))  # the stage being trained is off
-    decoded, luma_bytes, scales = [], [], []
+    decoded, luma_bytes, scales, x265 = [], [], [], []
     for quality in qualities:
         choice = encoder.choose_luma(quality)
         decoded.append(encoder.upscaled_luma(choice))
         luma_bytes.append(len(choice.payload))
         scales.append(choice.scale)
+        x265.append(choice.quality)
     return {"original": to_uint8(encoder.luma_plane), "decoded": np.stack(decoded),
             "quality": np.array(qualities), "luma_bytes": np.array(luma_bytes), "scale": np.array(scales),
-            "pipeline": np.array(stages_before_deblock())}
+            "x265_quality": np.array(x265), "pipeline": np.array(stages_before_deblock())}
+
+
+
+
+def color_sample(pixels: np.ndarray, codec: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """What stage 3 sees, for each quality of the photo's ``codec`` sample (see the module docstring).
+
+    classical: (N, 2, H, W) uint8 Cb, Cr; condition: (N, 3) float32; luma_index: (N,) the row of
+    ``luma`` ((Q, H, W) uint8) each variant goes with."""
+    rng = np.random.default_rng(seed)
+    luma, cb, cr = rgb_to_ycbcr(pixels)
+    height, width = luma.shape
+    classical, conditions, luma_index, layouts = [], [], [], []
+    for index, quality in enumerate(codec["quality"].tolist()):
+        scale, luma_bytes = int(codec["scale"][index]), int(codec["luma_bytes"][index])
+        candidates = [chroma.encode_grid_hints(cb, cr, factor_log2,
+                                               int(rng.choice(x265_qualities(quality, factor_log2, large=False))))
+                      for factor_log2 in GRID_FACTOR_LOG2_CHOICES]
+        chosen = encode_luma(luma, scale, int(codec["x265_quality"][index]))  # the luma stream the encoder chose
+        if len(chosen.payload) != luma_bytes:
+            raise ValueError("the codec sample was made by another encoder: remake the cache")
+        step = max(2, round(int(rng.choice(SEGMENT_STEPS)) / scale))
+        quant_step = int(rng.choice(SEGMENT_QUANT_STEPS))
+        candidates.append(chroma.encode_segment_hints(cb, cr, chosen.stream, step, quant_step))
+        for candidate in candidates:
+            classical.append(np.stack(chroma.classical_colorize(candidate.hints, height, width)))
+            conditions.append(chroma.colorize_condition(candidate.hints, height, width))
+            luma_index.append(index)
+            layouts.append(candidate.layout)
+    return {"original": np.stack([to_uint8(cb), to_uint8(cr)]), "luma": codec["decoded"],
+            "quality": codec["quality"], "classical": np.stack(classical),
+            "condition": np.array(conditions, np.float32), "luma_index": np.array(luma_index),
+            "layout": np.array(layouts), "pipeline": np.array(stages_before_deblock())}
 
 
 def _up_to_date(kind: str, path: Path) -> bool:
     if not path.exists():
         return False
-    if kind != "codec":
+    if kind not in ("codec", "color"):
         return True
     with np.load(path) as sample:  # files made before stage 2 was learned have no "pipeline": bicubic
         return str(sample["pipeline"]) == stages_before_deblock() if "pipeline" in sample else \
@@ -161,19 +204,28 @@ def jpeg_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarra
             "estimated_quality": np.array(estimated)}
 
 
+SAMPLE_MAKERS = {"codec": (codec_sample, CODEC_QUALITY_BANDS), "jpeg": (jpeg_sample, JPEG_QUALITY_BANDS),
+                 "upscale": (upscale_sample, UPSCALE_X265_BANDS)}
+KINDS = (*SAMPLE_MAKERS, "color")  # made in this order: a color sample is made from the codec one
+
+
 def _make(item: tuple[str, Path, int, int], cache: Path) -> str:
     name, path, k, factor = item
     split = "val" if is_validation(name) else "train"
     pixels = None
-    for kind, make, bands in (("codec", codec_sample, CODEC_QUALITY_BANDS), ("jpeg", jpeg_sample, JPEG_QUALITY_BANDS),
-                              ("upscale", upscale_sample, UPSCALE_X265_BANDS)):
+    for kind in KINDS:
         target = cache / kind / split / f"{name}.npz"
         if _up_to_date(kind, target):
             continue
         pixels = load_photo(path, k, factor) if pixels is None else pixels
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".tmp.npz")
-        np.savez(partial, **make(pixels, _qualities(f"{kind}/{name}", bands)))
+        if kind == "color":  # made from the photo's codec sample (made first), compressed: 16 variants
+            with np.load(cache / "codec" / split / f"{name}.npz") as codec:
+                np.savez_compressed(partial, **color_sample(pixels, dict(codec), _seed(f"color/{name}")))
+        else:
+            make, bands = SAMPLE_MAKERS[kind]
+            np.savez(partial, **make(pixels, _qualities(f"{kind}/{name}", bands)))
         partial.replace(target)
     return name
 

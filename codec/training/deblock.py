@@ -31,7 +31,8 @@ from ..deblock import deblock_condition
 from ..models.deblocker import Deblocker
 from ..restore import restore_condition
 from ..runtime import run_network
-from .common import add_training_arguments, cosine_schedule, export_weights, psnr, run_steps
+from ..weights import load_model
+from .common import add_training_arguments, cosine_schedule, export_weights, optimise, psnr, run_steps
 
 SETS = {  # weight set -> (model id, network hyperparameters)
     "codec": ("deblock", {"image_channels": 1, "condition_channels": 2, "channels": 24}),
@@ -56,8 +57,9 @@ def _planes(pixels: np.ndarray) -> np.ndarray:
     return planes / np.float32(255.0)
 
 
-def load_samples(cache: Path, weight_set: str, split: str) -> list[Sample]:
-    """Every cached sample of ``weight_set`` ("codec" or "jpeg") in ``split`` ("train" or "val")."""
+def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = TRAIN_MAX_BPP) -> list[Sample]:
+    """Every cached sample of ``weight_set`` ("codec" or "jpeg") in ``split`` ("train" or "val");
+    ``codec`` samples only up to ``max_bpp`` luma bits per pixel."""
     samples = []
     for path in sorted((cache / weight_set / split).glob("*.npz")):
         if path.name.endswith(".tmp.npz"):
@@ -67,7 +69,7 @@ def load_samples(cache: Path, weight_set: str, split: str) -> list[Sample]:
             height, width = data["original"].shape[:2]
             for index, quality in enumerate(data["quality"].tolist()):
                 if weight_set == "codec":
-                    if 8 * int(data["luma_bytes"][index]) > TRAIN_MAX_BPP * height * width:
+                    if 8 * int(data["luma_bytes"][index]) > max_bpp * height * width:
                         continue
                     scale = int(data["scale"][index])
                     stream_pixels = math.prod(reduced_size(height, width, scale))
@@ -120,18 +122,24 @@ def validate(network: nn.Module, samples: list[Sample]) -> dict[str, float]:
 
 
 def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
-          crop: int = 64, learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2) -> dict:
-    """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}."""
+          crop: int = 64, learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2,
+          max_bpp: float = TRAIN_MAX_BPP, init: str | None = None) -> dict:
+    """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}.
+
+    max_bpp: ``codec`` samples above this many luma bits per pixel are left out. init: a registry
+    key (e.g. "deblock-v1") whose weights a new run starts from (default: a fresh network)."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     network = Deblocker(**SETS[weight_set][1])
+    if init:
+        network.load_state_dict(load_model(init).state_dict())
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     schedule = cosine_schedule(optimizer, steps)
     parts = {"network": network, "optimizer": optimizer, "schedule": schedule}
     latest = checkpoints / f"deblock-{weight_set}.pt"
     rng = np.random.default_rng(seed)
-    train_samples = load_samples(cache, weight_set, "train")
-    val_samples = load_samples(cache, weight_set, "val")
+    train_samples = load_samples(cache, weight_set, "train", max_bpp)
+    val_samples = load_samples(cache, weight_set, "val", max_bpp)
     params = sum(p.numel() for p in network.parameters())
     print(f"{weight_set}: {len(train_samples)} training, {len(val_samples)} validation samples; "
           f"{params} parameters", file=sys.stderr)
@@ -140,14 +148,12 @@ def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int
     def train_step() -> dict[str, float]:
         inputs, conditions, targets = random_batch(train_samples, rng, batch, crop)
         loss = nn.functional.mse_loss(network(inputs, conditions), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+        optimise(loss, optimizer, schedule)
         return {"mse": loss.item()}
 
     step, validation = run_steps(steps, train_step, lambda: validate(network, val_samples), latest, parts, rng,
-                                 validate_every, {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed})
+                                 validate_every, {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed,
+                                                         "max_bpp": max_bpp, "init": init})
     return {"step": step, "validation": validation, "state": network.state_dict()}
 
 
@@ -158,9 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     add_training_arguments(parser)
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--max-bpp", type=float, default=TRAIN_MAX_BPP,
+                        help="codec samples above this many luma bits per pixel are left out")
+    parser.add_argument("--init", metavar="MODEL", help="start a new run from this model's weights, e.g. deblock-v1")
     args = parser.parse_args(argv)
     final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
-                  args.lr, args.validate_every)
+                  args.lr, args.validate_every, max_bpp=args.max_bpp, init=args.init)
     print(f"step {final['step']}, validation gain (dB) {final['validation']}")
     if args.export:
         export_weights(final["state"], SETS[args.weight_set][0], args.export, args.version)

@@ -34,7 +34,15 @@ from ..models.sr_net import Discriminator, Upscalers
 from ..stages import LOOK_CHOICES
 from ..upscale import apply_upscale, rate_condition
 from ..weights import load_model
-from .common import add_training_arguments, cosine_schedule, export_weights, run_steps
+from .common import (
+    CropSource,
+    add_training_arguments,
+    cosine_schedule,
+    export_weights,
+    optimise,
+    random_crops,
+    run_steps,
+)
 from .data import UPSCALE_SCALES
 
 MODEL_ID = "upscale"
@@ -78,28 +86,10 @@ def load_samples(cache: Path, split: str) -> dict[int, list[Sample]]:
     return samples
 
 
-def random_batch(samples: list[Sample], rng: np.random.Generator, batch: int, crop: int,
-                 scale: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(inputs, conditions, targets): random scale-aligned crops, rotated and flipped at random, of
-    the samples at least ``crop`` pixels on each side, chosen in proportion to their area."""
-    weights = np.array([s.target.size * (min(s.target.shape) >= crop) for s in samples], np.float64)
-    chosen = rng.choice(len(samples), size=batch, p=weights / weights.sum())
-    inputs, targets, conditions = [], [], []
-    for index in chosen:
-        sample = samples[index]
-        height, width = sample.target.shape
-        top = scale * int(rng.integers(0, (height - crop) // scale + 1))
-        left = scale * int(rng.integers(0, (width - crop) // scale + 1))
-        k, flip = int(rng.integers(4)), bool(rng.integers(2))
-        pair = []
-        for plane in (sample.bicubic, sample.target):
-            window = np.rot90(plane[top:top + crop, left:left + crop], k)
-            pair.append((window[:, ::-1] if flip else window)[None].astype(np.float32) / np.float32(255.0))
-        inputs.append(pair[0])
-        targets.append(pair[1])
-        conditions.append(sample.condition)
-    return (torch.from_numpy(np.stack(inputs)), torch.tensor(conditions, dtype=torch.float32),
-            torch.from_numpy(np.stack(targets)))
+def crop_sources(samples: dict[int, list[Sample]]) -> dict[int, list[CropSource]]:
+    """Per scale, what ``common.random_crops`` cuts training crops from: the bicubic picture and the original."""
+    return {scale: [((sample.bicubic[None],), sample.target[None], sample.condition) for sample in scale_samples]
+            for scale, scale_samples in samples.items()}
 
 
 def _band(x265_quality: int) -> str:
@@ -138,6 +128,7 @@ def train(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int 
     latest = checkpoints / f"{MODEL_ID}.pt"
     rng = np.random.default_rng(seed)
     train_samples, val_samples = load_samples(cache, "train"), load_samples(cache, "val")
+    sources = crop_sources(train_samples)
     params = {name: sum(p.numel() for p in net.parameters()) for name, net in networks.nets.items()}
     print(f"upscale: {len(train_samples[2])} training, {len(val_samples[2])} validation samples per scale; "
           f"parameters {params}", file=sys.stderr)
@@ -146,12 +137,9 @@ def train(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int 
     def train_step() -> dict[str, float]:
         losses = {}
         for scale in UPSCALE_SCALES:
-            inputs, conditions, targets = random_batch(train_samples[scale], rng, batch, crops[scale], scale)
+            inputs, conditions, targets = random_crops(sources[scale], rng, batch, crops[scale], scale)
             losses[f"x{scale}"] = nn.functional.mse_loss(networks.for_scale(scale)(inputs, conditions), targets)
-        optimizer.zero_grad()
-        sum(losses.values()).backward()
-        optimizer.step()
-        schedule.step()
+        optimise(sum(losses.values()), optimizer, schedule)
         return {f"{name} mse": loss.item() for name, loss in losses.items()}
 
     step, validation = run_steps(steps, train_step, lambda: validate(networks, val_samples), latest, parts, rng,
@@ -178,20 +166,19 @@ def train_perceptual(steps: int, cache: Path, checkpoints: Path, seed: int = 0, 
     latest = checkpoints / f"{MODEL_ID}_perceptual.pt"
     rng = np.random.default_rng(seed)
     train_samples, val_samples = load_samples(cache, "train"), load_samples(cache, "val")
+    sources = crop_sources(train_samples)
     bce = nn.functional.binary_cross_entropy_with_logits
     networks.train()
 
     def train_step() -> dict[str, float]:
         losses = {"l1": 0.0, "generator": 0.0, "discriminator": 0.0}
         for scale in UPSCALE_SCALES:
-            inputs, conditions, targets = random_batch(train_samples[scale], rng, batch, crops[scale], scale)
+            inputs, conditions, targets = random_crops(sources[scale], rng, batch, crops[scale], scale)
             output = networks.for_scale(scale)(inputs, conditions)
             discriminator = discriminators[f"x{scale}"]
             real_logits, fake_logits = discriminator(targets), discriminator(output.detach())
             d_loss = bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
-            discriminator_optimizer.zero_grad()
-            d_loss.backward()
-            discriminator_optimizer.step()
+            optimise(d_loss, discriminator_optimizer)
             real_features = [feature.detach() for feature in discriminator.features(targets)]
             fake_features = discriminator.features(output)
             fake_logits = discriminator.logit(fake_features[-1])
@@ -199,9 +186,7 @@ def train_perceptual(steps: int, cache: Path, checkpoints: Path, seed: int = 0, 
             matching = sum(nn.functional.l1_loss(fake, real) for fake, real in zip(fake_features, real_features))
             g_loss = (content + adversarial_weight * bce(fake_logits, torch.ones_like(fake_logits))
                       + feature_weight * matching / len(fake_features))
-            generator_optimizer.zero_grad()
-            g_loss.backward()
-            generator_optimizer.step()
+            optimise(g_loss, generator_optimizer)
             for name, loss in (("l1", content), ("generator", g_loss), ("discriminator", d_loss)):
                 losses[name] += loss.item() / len(UPSCALE_SCALES)
         return losses

@@ -1,0 +1,128 @@
+"""Trains the colorizer of decoder stage 3 (``HintColorizer``) on hints coded as nnc's encoder codes them.
+
+    python -m codec.training.data                        # once: the cached training samples
+    python -m codec.training.colorize --steps 6000
+    python -m codec.training.colorize --steps 6000 --export weights/
+
+Each step: a batch of random 128x128 crops (aligned to the network's fold, rotated and flipped)
+of the cached ``color/`` samples, the input the decoded full-size luma and the classical
+colorization of one hint variant (grid thumbnail at 1/2, 1/4 or 1/8, or segment hints), the
+target the original Cb and Cr; MSE. Adam with a cosine learning rate over ``--steps``, fixed
+seed, a checkpoint every 250 steps (``--checkpoints``, outside the repository) to resume from.
+Validation: the PSNR-CbCr gain of ``codec.chroma.colorize`` (the decoder's own code) over the
+classical colorization on the held-out photos, per layout and thumbnail factor. ``--export DIR``
+writes the final state as ``colorize-v<N>-<sha256[:8]>.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..chroma import refine_colors
+from ..metrics import psnr
+from ..models.colorizer import HintColorizer
+from .common import add_training_arguments, cosine_schedule, export_weights, optimise, random_crops, run_steps
+
+MODEL_ID = "colorize"
+HPARAMS = {"fold": 4, "condition_channels": 3, "channels": 40, "blocks": 4}
+CROP = 128
+
+
+@dataclass
+class Sample:
+    """One photo's hints coded one way, with the luma they go with; planes (H, W) uint8."""
+
+    luma: np.ndarray
+    classical: np.ndarray  # (2, H, W): Cb, Cr as the classical baseline colorizes the hints
+    target: np.ndarray  # (2, H, W): the original Cb, Cr
+    condition: tuple[float, float, float]  # chroma.colorize_condition of the hints
+    layout: str
+
+    @property
+    def kind(self) -> str:
+        """"segments" or "grid x<factor>" (the factor read back from the condition's spacing)."""
+        return self.layout if self.layout == "segments" else f"grid x{round(2 ** (4 * self.condition[1]))}"
+
+
+def load_samples(cache: Path, split: str) -> list[Sample]:
+    """Every cached hint variant of ``split`` ("train" or "val")."""
+    samples = []
+    for path in sorted((cache / "color" / split).glob("*.npz")):
+        if path.name.endswith(".tmp.npz"):
+            continue
+        with np.load(path) as data:
+            target, lumas = data["original"], data["luma"]
+            for classical, condition, index, layout in zip(data["classical"], data["condition"].tolist(),
+                                                           data["luma_index"].tolist(), data["layout"].tolist()):
+                samples.append(Sample(lumas[index], classical, target, tuple(condition), str(layout)))
+    if not samples:
+        raise SystemExit(f"no cached color samples in {cache / 'color' / split}: "
+                         "run python -m codec.training.data first")
+    return samples
+
+
+def validate(network: HintColorizer, samples: list[Sample]) -> dict[str, float]:
+    """Mean PSNR-CbCr gain (dB) of the decoder's stage 3 over the classical colorization, per
+    layout and thumbnail factor, and overall."""
+    network.eval()
+    gains: dict[str, list[float]] = {}
+    for sample in samples:
+        output = np.stack(refine_colors(network, sample.luma, sample.classical, sample.condition, 2))
+        gain = psnr(sample.target, output) - psnr(sample.target, sample.classical)
+        for name in (sample.kind, "all"):
+            gains.setdefault(name, []).append(gain)
+    network.train()
+    return {name: float(np.mean(values)) for name, values in sorted(gains.items())}
+
+
+def train(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16, crop: int = CROP,
+          learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2) -> dict:
+    """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    network = HintColorizer(**HPARAMS)
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    schedule = cosine_schedule(optimizer, steps)
+    parts = {"network": network, "optimizer": optimizer, "schedule": schedule}
+    rng = np.random.default_rng(seed)
+    train_samples, val_samples = load_samples(cache, "train"), load_samples(cache, "val")
+    print(f"colorize: {len(train_samples)} training, {len(val_samples)} validation hint variants; "
+          f"{sum(p.numel() for p in network.parameters())} parameters", file=sys.stderr)
+    sources = [((sample.luma[None], sample.classical), sample.target, sample.condition) for sample in train_samples]
+    network.train()
+
+    def train_step() -> dict[str, float]:
+        inputs, conditions, targets = random_crops(sources, rng, batch, crop, network.scale)
+        loss = nn.functional.mse_loss(network(inputs, conditions), targets)
+        optimise(loss, optimizer, schedule)
+        return {"mse": loss.item()}
+
+    step, validation = run_steps(steps, train_step, lambda: validate(network, val_samples),
+                                 checkpoints / f"{MODEL_ID}.pt", parts, rng, validate_every,
+                                 {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed})
+    return {"step": step, "validation": validation, "state": network.state_dict()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: train, resume or export the colorizer weights."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_training_arguments(parser)
+    parser.add_argument("--crop", type=int, default=CROP)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    args = parser.parse_args(argv)
+    final = train(args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop, args.lr,
+                  args.validate_every)
+    print(f"step {final['step']}, validation gain (dB) {final['validation']}")
+    if args.export:
+        export_weights(final["state"], MODEL_ID, args.export, args.version)
+
+
+if __name__ == "__main__":
+    main()

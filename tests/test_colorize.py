@@ -1,0 +1,148 @@
+"""Stage 3, the colorizer: classical until trained, seamless tiles, the released network keeps gray
+gray and small saturated objects saturated, and --baseline color switches both sides back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import codec
+from codec import chroma
+from codec.color import rgb_to_ycbcr, ycbcr_to_rgb
+from codec.metrics import psnr
+from codec.models.colorizer import HintColorizer
+from codec.runtime import run_network
+from codec.stages import Stages
+
+
+def _textured_luma(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.clip(120 + 50 * np.sin(xs / 4.0) * np.cos(ys / 6.0) + rng.normal(0, 10, (height, width)),
+                   0, 255).astype(np.uint8)
+
+
+def test_an_untrained_colorizer_is_the_classical_colorization():
+    rng = np.random.default_rng(0)
+    cb, cr = (rng.uniform(60, 200, (45, 61)) for _ in range(2))  # sides that are not multiples of the fold
+    hints = chroma.encode_grid_hints(cb, cr, 2, 40).hints
+    luma = _textured_luma(45, 61)
+    learned = chroma.colorize(luma, hints, lambda: HintColorizer(channels=8, blocks=1))
+    classical = chroma.colorize(luma, hints)
+    assert all(np.array_equal(a, b) for a, b in zip(learned, classical))
+
+
+def test_tiles_of_the_colorizer_leave_no_seams():
+    torch.manual_seed(0)
+    network = HintColorizer(channels=8, blocks=2).eval()
+    torch.nn.init.normal_(network.tail[0].weight, std=0.05)  # a net that changes the picture
+    planes = np.random.default_rng(1).random((3, 120, 88), dtype=np.float32)
+    whole = run_network(network, planes, (0.0, 0.5, 0.3), tile_side=1024)
+    tiled = run_network(network, planes, (0.0, 0.5, 0.3), threads=2, tile_side=32)
+    assert whole.shape == (2, 120, 88) and np.abs(whole - planes[1:]).max() > 1e-3
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_the_condition_tells_layouts_spacing_and_rate_apart():
+    rng = np.random.default_rng(2)
+    cb, cr = (rng.uniform(60, 200, (64, 96)) for _ in range(2))
+    coarse, fine = (chroma.encode_grid_hints(cb, cr, f, 30).hints for f in (3, 1))
+    segments = chroma.encode_segment_hints(cb, cr, _textured_luma(32, 48), 8, 4).hints
+    assert chroma.colorize_condition(coarse, 64, 96)[:2] == (0.0, 0.75)
+    assert chroma.colorize_condition(fine, 64, 96)[:2] == (0.0, 0.25)
+    assert chroma.colorize_condition(segments, 64, 96)[0] == 1.0
+    assert chroma.colorize_condition(segments, 64, 96)[1] > 0.75
+
+
+def _decoded_chroma(data: bytes, baseline: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(Cb, Cr) of the decoded file; with no baseline, the learned colorization even where the
+    file's classical_color bit asks for the classical one (the bit is cleared first)."""
+    if not baseline:
+        container = codec.format.parse_container(data)
+        container.classical_color = False
+        data = codec.format.build_container(container)
+    _, cb, cr = rgb_to_ycbcr(np.asarray(codec.decode(data, baseline=baseline)))
+    return cb, cr
+
+
+def test_the_learned_colorizer_beats_the_classical_one_on_the_same_hints(photo):
+    data = codec.encode(photo, quality=10)
+    _, cb, cr = rgb_to_ycbcr(np.asarray(photo))
+    original = np.stack([cb, cr])
+    learned = np.stack(_decoded_chroma(data))
+    classical = np.stack(_decoded_chroma(data, ("color",)))
+    assert psnr(original, learned) > psnr(original, classical) + 0.2
+
+
+def test_baseline_color_runs_the_classical_colorization_on_both_sides(photo, monkeypatch):
+    """``--baseline color``: the encoder judges hints by the classical colorization (it never loads
+    the colorizer), and the decoder then runs it."""
+    from codec.pipeline import ImageEncoder
+    from codec.stages import load_model
+
+    pixels = np.asarray(photo)
+    stages = Stages(frozenset({"color"}))
+    loaded = []
+    with monkeypatch.context() as patch:
+        patch.setattr("codec.stages.load_model", lambda key: loaded.append(key) or load_model(key))
+        encoder = ImageEncoder(pixels, stages=stages)
+        data, report = encoder.encode(10)
+    assert loaded and not [key for key in loaded if key.startswith("colorize")]
+    choice = encoder.choose_luma(10)
+    hints = chroma.read_hints(report.hint_layout, codec.format.parse_container(data).sections["hints"],
+                              choice.stream, *pixels.shape[:2])
+    expected = ycbcr_to_rgb(encoder.decoded_luma(choice), *chroma.colorize(encoder.upscaled_luma(choice), hints))
+    assert np.array_equal(np.asarray(codec.decode(data, baseline=stages)), expected)
+    assert codec.info(data)["classical_color"]  # the file says so: any decoder renders it as judged
+    assert np.array_equal(np.asarray(codec.decode(data)), expected)
+
+
+def test_the_file_says_when_the_classical_colorization_is_closer():
+    """Per file, the encoder picks the colorization closer to the source and the decoder follows the bit."""
+    from codec import format
+
+    rng = np.random.default_rng(5)  # chroma noise no luma can explain: the network only adds error
+    noisy = Image.fromarray(np.clip(128 + rng.normal(0, 25, (40, 56, 3)), 0, 255).astype(np.uint8))
+    data, report = codec.encode_with_report(noisy, quality=70)
+    assert report.hint_params["classical_color"] and codec.info(data)["classical_color"]
+    container = format.parse_container(data)
+    container.classical_color = False  # the same file, rendered with the colorizer
+    learned = np.asarray(codec.decode(format.build_container(container)))
+    classical = np.asarray(codec.decode(data))
+    assert np.array_equal(classical, np.asarray(codec.decode(data, baseline=("color",))))
+    assert psnr(np.asarray(noisy), classical) > psnr(np.asarray(noisy), learned)
+    assert report.psnr == pytest.approx(psnr(np.asarray(noisy), classical))
+
+
+def test_a_nearly_gray_photo_does_not_come_out_tinted():
+    """No color cast beyond the hints' own, and no visible color in the texture (at most a few levels)."""
+    luma = _textured_luma(160, 224, seed=3).astype(np.int16)
+    pixels = np.stack([luma + 2, luma, luma - 1], axis=-1).clip(0, 255).astype(np.uint8)  # a faint warm cast
+    _, source_cb, source_cr = rgb_to_ycbcr(pixels)
+    for quality, layout in ((5, "segments"), (60, "grid")):
+        data = codec.encode(Image.fromarray(pixels), quality=quality)
+        assert codec.info(data)["hint_layout"] == layout
+        learned, classical = _decoded_chroma(data), _decoded_chroma(data, ("color",))
+        for plane, reference, source in zip(learned, classical, (source_cb, source_cr)):
+            assert abs(np.mean(plane - source)) <= abs(np.mean(reference - source)) + 0.25, quality
+            assert np.abs(plane - source).max() <= 4.5, quality
+
+
+def test_a_small_red_flower_on_green_leaves_stays_red():
+    rng = np.random.default_rng(4)
+    ys, xs = np.mgrid[0:192, 0:256]
+    leaves = np.stack([40 + 0 * xs, 110 + 30 * np.sin(xs / 3.0) * np.cos(ys / 4.0), 40 + 0 * xs], axis=-1)
+    flower = (ys - 90) ** 2 + (xs - 130) ** 2 < 7**2
+    pixels = np.where(flower[..., None], np.array([210, 30, 40]), leaves) + rng.normal(0, 3, (192, 256, 3))
+    pixels = pixels.clip(0, 255).astype(np.uint8)
+    _, source_cb, source_cr = rgb_to_ycbcr(pixels)
+    for quality in (10, 30):
+        data = codec.encode(Image.fromarray(pixels), quality=quality)
+        assert quality != 10 or not codec.info(data)["classical_color"]  # the network's own output at q10
+        _, decoded_cr = rgb_to_ycbcr(np.asarray(codec.decode(data)))[1:]  # as the file asks (learned at q10)
+        _, classical_cr = _decoded_chroma(data, ("color",))
+        assert decoded_cr[flower].mean() > 128 + 40  # red: Cr well above gray
+        decoded_error = np.abs(decoded_cr[flower] - source_cr[flower]).mean()
+        assert decoded_error <= np.abs(classical_cr[flower] - source_cr[flower]).mean() + 2
