@@ -22,7 +22,6 @@ from torch import nn
 from . import entropy, format, hevc
 from .color import downsample, reduced_size, to_uint8, upsample_bicubic
 from .errors import FormatError
-from .metrics import squared_error
 from .runtime import run_network
 from .segmentation import Segmentation, segment_luma
 from .upscale import rate_condition
@@ -251,11 +250,3 @@ def refine_colors(model: nn.Module, luma: np.ndarray, classical: tuple[np.ndarra
     output = run_network(model, planes.astype(np.float32) / np.float32(255.0), condition, threads)
     return tuple(to_uint8(plane[:height, :width] * np.float32(255.0)) for plane in output)
 
-
-def colorization_errors(cb: np.ndarray, cr: np.ndarray, luma: np.ndarray, hints: Hints,
-                        network: Callable[[], nn.Module | None] | None = None,
-                        threads: int | None = None) -> tuple[float, float]:
-    """Sums over the image of (Cb - colorized Cb)**2 and the same for Cr; cb, cr: (H, W) float
-    planes; luma, network, threads: as ``colorize``."""
-    return tuple(squared_error(plane, result)
-                 for plane, result in zip((cb, cr), colorize(luma, hints, network, threads)))

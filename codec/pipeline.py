@@ -110,6 +110,7 @@ class ImageEncoder:
         self._upscaled: dict = {}  # (scale, x265 quality) -> stage-2 output
         self._hint_cache: dict = {}
         self._hint_errors: dict = {}
+        self._learned_colors: dict = {}  # (hint key, luma scale, x265 quality) -> learned stage-3 output
         self._segmentations: dict = {}
         self._downsampled: dict = {}  # planes to code, by ("luma", scale) or ("grid", factor_log2)
 
@@ -195,38 +196,51 @@ class ImageEncoder:
                 candidates.append(key)
         return candidates
 
-    def _chroma_cost(self, hint_key: tuple, classical: bool, luma_choice: luma.LumaCandidate, full_luma: np.ndarray,
-                     lam: float) -> float:
-        """D + lambda R of a hint candidate; D from colorizing ``full_luma``, the decoder's stage-2
-        output for ``luma_choice``, as the decoder does: classically, or with the release's colorizer."""
-        candidate = self._hint_cache[hint_key]
+    def _colors(self, hint_key: tuple, classical: bool, luma_choice: luma.LumaCandidate) -> tuple[np.ndarray, ...]:
+        """(Cb, Cr), each (H, W) uint8: decoder stage 3's output for a hint candidate on the stage-2
+        output of ``luma_choice``, classical or learned (the learned ones kept, on large images only
+        the latest: the chosen one is composed into the report without running the network again)."""
+        hints = self._hint_cache[hint_key].hints
+        if classical:
+            return chroma.colorize(self.upscaled_luma(luma_choice), hints)
+        key = (hint_key, luma_choice.scale, luma_choice.quality)
+        if key not in self._learned_colors:
+            if self.large:
+                self._learned_colors.clear()
+            self._learned_colors[key] = chroma.colorize(self.upscaled_luma(luma_choice), hints, self._colorizer,
+                                                        self.stages.threads)
+        return self._learned_colors[key]
+
+    def _chroma_cost(self, hint_key: tuple, classical: bool, luma_choice: luma.LumaCandidate, lam: float) -> float:
+        """D + lambda R of a hint candidate, D measured on decoder stage 3's output (``_colors``)."""
         key = (hint_key, classical, luma_choice.scale, luma_choice.quality)
         if key not in self._hint_errors:
-            self._hint_errors[key] = chroma.colorization_errors(self.cb, self.cr, full_luma, candidate.hints,
-                                                                None if classical else self._colorizer,
-                                                                self.stages.threads)
+            self._hint_errors[key] = tuple(squared_error(plane, colored) for plane, colored
+                                           in zip((self.cb, self.cr), self._colors(hint_key, classical, luma_choice)))
         cb_error, cr_error = self._hint_errors[key]
-        return CB_WEIGHT * cb_error + CR_WEIGHT * cr_error + lam * candidate.bits
+        return CB_WEIGHT * cb_error + CR_WEIGHT * cr_error + lam * self._hint_cache[hint_key].bits
 
-    def choose_hints(self, quality: int, luma_choice: luma.LumaCandidate) -> tuple[chroma.HintCandidate, bool]:
-        """The color hints coded at ``quality`` for ``luma_choice``, and whether the decoder should
+    def choose_hints(self, quality: int,
+                     luma_choice: luma.LumaCandidate) -> tuple[chroma.HintCandidate, bool, tuple[np.ndarray, ...]]:
+        """The color hints coded at ``quality`` for ``luma_choice``, whether the decoder should
         colorize them classically (the file's classical_color bit, set only if the release has a
-        colorizer): the (candidate, colorization) of least D + lambda R; with ``--baseline color``
-        always classical, so the file decodes as judged anywhere. On large images the hints are
-        judged classically (encode time), then both colorizations of the chosen ones."""
+        colorizer), and the (Cb, Cr) it will output: the (candidate, colorization) of least
+        D + lambda R; with ``--baseline color`` always classical, so the file decodes as judged
+        anywhere. On large images the hints are judged classically (encode time), then both
+        colorizations of the chosen ones."""
         lam = lagrange_multiplier(quality)
-        full_luma = self.upscaled_luma(luma_choice)
         learned = self._colorizer() is not None  # False for --baseline color and releases without a colorizer
 
         def cost(option: tuple[tuple, bool]) -> float:
-            return self._chroma_cost(*option, luma_choice, full_luma, lam)
+            return self._chroma_cost(*option, luma_choice, lam)
 
         modes = (True, False) if learned and not self.large else (True,)
         hint_key, classical = min(((key, mode) for key in self._hint_candidates(quality, luma_choice)
                                    for mode in modes), key=cost)
         if learned and self.large:
             classical = cost((hint_key, True)) <= cost((hint_key, False))
-        return self._hint_cache[hint_key], classical and "color" in self.release
+        return (self._hint_cache[hint_key], classical and "color" in self.release,
+                self._colors(hint_key, classical, luma_choice))
 
     def encode(self, quality: int) -> tuple[bytes, EncodeReport]:
         """The .nnc bytes of the image at ``quality`` (1..100), and what was chosen."""
@@ -238,10 +252,8 @@ class ImageEncoder:
         decoded = self.decoded_luma(luma_choice)  # what the decoder will output, composed as it does
         classical_color = False
         if not self.is_gray:
-            hints, classical_color = self.choose_hints(quality, luma_choice)
+            hints, classical_color, colors = self.choose_hints(quality, luma_choice)
             sections["hints"] = hints.payload
-            colors = chroma.colorize(self.upscaled_luma(luma_choice), hints.hints,
-                                     None if classical_color else self._colorizer, self.stages.threads)
             decoded = ycbcr_to_rgb(decoded, *colors)
         if self.metadata:
             sections["metadata"] = self.metadata

@@ -114,8 +114,7 @@ def test_segments_layout_round_trips(photo):
     assert all(np.array_equal(read, coded) for read, coded in zip(hints.levels, candidate.hints.levels))
     full_luma = np.zeros(cb.shape, np.uint8)
     decoded = chroma.colorize(full_luma, hints)
-    assert chroma.colorization_errors(cb, cr, full_luma, candidate.hints) == pytest.approx(
-        [float(np.sum((plane.astype(np.float64) - result) ** 2)) for plane, result in zip((cb, cr), decoded)])
+    assert all(np.array_equal(coded, read) for coded, read in zip(chroma.colorize(full_luma, candidate.hints), decoded))
     assert candidate.params["hints"] > 10
 
 
