@@ -60,7 +60,12 @@ def _format_suffix(image_format: str) -> str:
 
 def _check_nnc_name(path: Path) -> None:
     if path.suffix.lower() != ".nnc":
-        raise codec.NncError(f"{path} does not end in .nnc: encode writes .nnc files (decode writes images)")
+        raise codec.NncError(f"{path} does not end in .nnc: encode writes .nnc files (decode writes images); "
+                             f"to write into a folder, end it with / ({path}/)")
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
 
 
 def _show_progress(message: str) -> None:
@@ -85,6 +90,9 @@ def _run_batch(worker: functools.partial, command: str, inputs: tuple[str, ...],
         raise click.ClickException("no input files found")
     if not many:
         target = planned[0][1]
+        if target == STDIO and _stdout_is_terminal():
+            raise click.BadParameter("will not write binary data to a terminal: redirect standard output "
+                                     "(> file or | command) or name a file", param_hint="'-o' / '--output'")
         if target != STDIO:
             try:
                 check_target(Path(target))
@@ -167,7 +175,7 @@ def main() -> None:
               help="Output .nnc file (- for standard output), or folder (for several inputs, a folder, "
                    "or when it ends with /).")
 @click.option("-q", "--quality", type=click.IntRange(1, 100),
-              help="1 (smallest) .. 100; default 30. nnc is made for low rates: it tops out near 45 dB (about 90).")
+              help="1 (smallest) .. 100; default 30. Made for low rates; 90-100 are near-lossless (about 52 dB).")
 @click.option("--target-size", type=click.IntRange(1), help="Best quality whose file fits this many bytes.")
 @click.option("--bpp", type=click.FloatRange(0, min_open=True), help="Target bits per pixel.")
 @click.option("--strip", is_flag=True, help="Do not keep the ICC profile and Exif metadata.")

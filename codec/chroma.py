@@ -3,7 +3,8 @@
 Two layouts (spec 5.4, 5.5):
 - ``segments``: one quantised (Cb, Cr) per superpixel of the decoded luma stream. The decoder
   finds the same superpixels, so positions cost nothing.
-- ``grid``: a Cb | Cr thumbnail at 1/2, 1/4 or 1/8 resolution coded as one HEVC plane.
+- ``grid``: a Cb | Cr thumbnail at 1/2, 1/4 or 1/8 resolution (or Cb and Cr at full size, from
+  quality 50 on) coded as one HEVC plane.
 Colorization: the classical baseline fills each segment with its hint or upsamples the thumbnail
 bicubically; the learned stage (``HintColorizer``) corrects that picture from the full-size
 decoded luma, so chroma edges follow luma edges. It knows the hints' layout, spacing and bits per
@@ -35,7 +36,7 @@ class Hints:
     thumbnail: np.ndarray | None = None  # grid: (h, 2w) uint8, Cb | Cr side by side
     labels: np.ndarray | None = None  # segments: (h, w) int32, the segment of each luma-stream pixel
     levels: tuple[np.ndarray, np.ndarray] | None = None  # segments: (count,) uint8 Cb and Cr per segment
-    factor: int = 0  # grid: the thumbnail's downsampling factor (2, 4 or 8)
+    factor: int = 0  # grid: the thumbnail's downsampling factor (1: full size, 2, 4 or 8)
     payload_bytes: int = 0  # size of the hints section's payload
 
     @property
@@ -183,7 +184,7 @@ def encode_grid_hints(cb: np.ndarray, cr: np.ndarray, factor_log2: int, quality:
 def read_grid_hints(payload: bytes, height: int, width: int) -> Hints:
     """The hints of a GridHints payload: the decoded Cb | Cr thumbnail."""
     hints = format.parse_payload(format.GridHints, payload, "grid hints")
-    if not 1 <= hints.factor_log2 <= 3:
+    if not 0 <= hints.factor_log2 <= 3:
         raise FormatError(f"grid hints: reserved factor_log2 {hints.factor_log2}")
     thumb_height, thumb_width = reduced_size(height, width, 1 << hints.factor_log2)
     thumbnail = hevc.decode_plane(format.hevc_plane_tiles(bytes(hints.thumbnail), "grid hints"), thumb_height,
@@ -229,10 +230,12 @@ def colorize(luma: np.ndarray, hints: Hints, network: Callable[[], nn.Module | N
     (the output of stage 2) and the hints.
 
     network: gives the stage's ``HintColorizer``, or None for the classical baseline (which does
-    not read the luma). threads: CPU threads of the network (None: one per core)."""
+    not read the luma). A full-size thumbnail (factor 1) is the chroma itself: no network runs.
+    threads: CPU threads of the network (None: one per core)."""
     height, width = luma.shape
     classical = classical_colorize(hints, height, width)
-    model = network() if network is not None else None
+    full_size = hints.layout == "grid" and hints.factor == 1
+    model = network() if network is not None and not full_size else None
     if model is None:
         return classical
     return refine_colors(model, luma, classical, colorize_condition(hints, height, width), threads)

@@ -9,6 +9,7 @@ exactly. "-" as a single job's source or target is standard input or output.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import json
 import os
@@ -107,8 +108,7 @@ def write_atomically(path: Path, data: bytes | None = None, save: Callable[[str]
         if force:
             os.replace(temp_name, path)
         else:
-            os.link(temp_name, path)
-            os.unlink(temp_name)
+            _move_into_new_name(temp_name, path)
     except FileExistsError:
         os.unlink(temp_name)
         raise OutputExistsError(f"{path} exists (use --force to overwrite)") from None
@@ -118,6 +118,27 @@ def write_atomically(path: Path, data: bytes | None = None, save: Callable[[str]
         if isinstance(error, OSError) and error.filename == temp_name:
             raise type(error)(error.errno, error.strerror, str(path)) from None
         raise
+
+
+def _move_into_new_name(temp_name: str, path: Path) -> None:
+    """Move the file ``temp_name`` to ``path``, never replacing a file there (FileExistsError):
+    by a hard link where the file system has them; where it has none (FAT, exFAT: SD cards, USB
+    sticks), the name is first claimed by an exclusive create, then replaced."""
+    try:
+        os.link(temp_name, path)
+    except FileExistsError:
+        raise
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        try:
+            os.replace(temp_name, path)
+        except BaseException:
+            os.unlink(path)
+            raise
+    else:
+        os.unlink(temp_name)
 
 
 def _plain_mode(path: Path) -> int:

@@ -34,7 +34,7 @@ from .errors import FormatError, LimitError
 
 MAGIC = b"NNC"
 FORMAT_VERSION_MAJOR = 0
-FORMAT_VERSION_MINOR = 3
+FORMAT_VERSION_MINOR = 4
 TILE_SIDE = 2048
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS
 
@@ -125,7 +125,7 @@ SegmentHints = Struct(
 
 # spec 5.5 GridHints
 GridHints = Struct(
-    "factor_log2" / Int8ub * "chroma thumbnail downsampling: factor 2**factor_log2, 1..3",
+    "factor_log2" / Int8ub * "chroma thumbnail downsampling: factor 2**factor_log2, 0..3 (0: full size)",
     "thumbnail" / GreedyBytes * "HevcPlane of Cb | Cr side by side",
 )
 

@@ -13,7 +13,7 @@ from contextlib import nullcontext
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import InputImageError, LimitError
 from .format import DEFAULT_MAX_PIXELS
@@ -46,6 +46,8 @@ def open_image(source: str | os.PathLike | IO[bytes], max_pixels: int = DEFAULT_
             getattr(image, "n_frames", 1)  # counting frames may seek the file: before loading the first
             image.load()
             image.getexif().tobytes()  # some formats read Exif from the file: while it is open
+    except UnidentifiedImageError:
+        raise InputImageError(f"cannot read image {name}: not in an image format nnc reads") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise InputImageError(f"cannot read image {name}: {str(error).splitlines()[0]}") from None
     return image

@@ -88,6 +88,10 @@ def test_unreadable_image_is_an_error(workdir):
     (workdir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     result = run("encode", workdir / "broken.png", "-o", workdir / "broken.nnc")
     assert result.exit_code == 1 and result.output.startswith("Error: cannot read image")
+    (workdir / "notes.txt").write_text("not an image")
+    result = run("encode", workdir / "notes.txt", "-o", workdir / "notes.nnc")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "not in an image format nnc reads" in result.output and "<_io" not in result.output
 
 
 def test_usage_errors_exit_2(workdir):
@@ -411,6 +415,13 @@ def test_dash_is_standard_input_and_output(workdir):
     to_file = CliRunner().invoke(cli.main, ["decode", "-", "-o", str(workdir / "piped.png")],
                                  input=encoded.stdout_bytes)
     assert to_file.exit_code == 0 and Image.open(workdir / "piped.png").size == (48, 32)
+
+
+def test_binary_output_is_never_sent_to_a_terminal(workdir, monkeypatch):
+    monkeypatch.setattr(cli, "_stdout_is_terminal", lambda: True)
+    for command in (["encode", str(workdir / "a.png"), "-o", "-"], ["decode", "-", "-o", "-", "--format", "png"]):
+        result = CliRunner().invoke(cli.main, command, input=b"NNC")
+        assert result.exit_code == 2 and "terminal" in result.stderr and result.stdout_bytes == b""
 
 
 def test_encode_takes_max_pixels(workdir, monkeypatch):

@@ -105,7 +105,8 @@ def test_the_file_says_when_the_classical_colorization_is_closer():
 
     rng = np.random.default_rng(5)  # chroma noise no luma can explain: the network only adds error
     noisy = Image.fromarray(np.clip(128 + rng.normal(0, 25, (40, 56, 3)), 0, 255).astype(np.uint8))
-    data, report = codec.encode_with_report(noisy, quality=70)
+    data, report = codec.encode_with_report(noisy, quality=45)  # below full-size chroma (no network there)
+    assert report.hint_params["factor"] > 1
     assert report.hint_params["classical_color"] and codec.info(data)["classical_color"]
     container = format.parse_container(data)
     container.classical_color = False  # the same file, rendered with the colorizer
@@ -146,3 +147,21 @@ def test_a_small_red_flower_on_green_leaves_stays_red():
         assert decoded_cr[flower].mean() > 128 + 40  # red: Cr well above gray
         decoded_error = np.abs(decoded_cr[flower] - source_cr[flower]).mean()
         assert decoded_error <= np.abs(classical_cr[flower] - source_cr[flower]).mean() + 2
+
+
+def test_full_size_chroma_is_output_as_coded_without_the_network(monkeypatch):
+    """At the top of the scale the hints are Cb and Cr at full size (format 0.4): stage 3 outputs
+    them unchanged, whatever the classical_color bit says, and never runs the colorizer."""
+    from codec import format
+
+    rng = np.random.default_rng(2)
+    pixels = np.clip(128 + rng.normal(0, 40, (24, 40, 3)), 0, 255).astype(np.uint8)
+    data, report = codec.encode_with_report(Image.fromarray(pixels), quality=100)
+    assert report.hint_layout == "grid" and report.hint_params["factor"] == 1
+    container = format.parse_container(data)
+    for bit in (False, True):
+        container.classical_color = bit
+        monkeypatch.setattr(chroma, "refine_colors", lambda *args: pytest.fail("the colorizer ran"))
+        decoded = np.asarray(codec.decode(format.build_container(container)))
+        assert np.array_equal(decoded, np.asarray(codec.decode(data)))
+    assert psnr(pixels, decoded) >= 45.0

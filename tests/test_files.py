@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 
 from codec import NncError, files
-from codec.files import BatchManifest, EncodeOptions, plan_jobs, write_atomically
+from codec.files import BatchManifest, EncodeOptions, OutputExistsError, plan_jobs, write_atomically
 from conftest import synthetic_rgb
 
 
@@ -89,6 +90,26 @@ def test_a_replaced_output_keeps_its_mode(tmp_path):
     (tmp_path / "a.nnc").chmod(0o640)
     write_atomically(tmp_path / "a.nnc", b"new", force=True)
     assert (tmp_path / "a.nnc").read_bytes() == b"new" and (tmp_path / "a.nnc").stat().st_mode & 0o777 == 0o640
+
+
+def test_outputs_are_written_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch):
+    """FAT and exFAT (SD cards, USB sticks) refuse os.link: the output is still written, and an
+    existing file is still never replaced without force."""
+    def refuse(source, target):
+        raise PermissionError(errno.EPERM, "Operation not permitted", source, target)
+
+    def appears_meanwhile(source, target):
+        Path(target).write_bytes(b"someone else's")
+        refuse(source, target)
+
+    monkeypatch.setattr(files.os, "link", refuse)
+    write_atomically(tmp_path / "a.nnc", b"data")
+    assert (tmp_path / "a.nnc").read_bytes() == b"data"
+    monkeypatch.setattr(files.os, "link", appears_meanwhile)
+    with pytest.raises(OutputExistsError):
+        write_atomically(tmp_path / "b.nnc", b"other")
+    assert (tmp_path / "b.nnc").read_bytes() == b"someone else's"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.nnc", "b.nnc"]
 
 
 def test_write_errors_name_the_output_not_the_temp_file(tmp_path, monkeypatch):

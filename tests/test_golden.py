@@ -31,6 +31,7 @@ CASES = {
     "photo_segments_upscale1": (1, release_version(RELEASES[2]).hex()),
     "photo_grid_colorize1": (25, release_version(RELEASES[3]).hex()),
     "photo_segments_colorize1": (1, release_version(RELEASES[3]).hex()),
+    "photo_fullchroma_colorize1": (70, release_version(RELEASES[3]).hex()),  # format 0.4: Cb, Cr at full size
 }
 
 

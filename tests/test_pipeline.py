@@ -62,12 +62,22 @@ def test_size_grows_with_quality(photo):
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1] / 10
 
 
-def test_size_and_psnr_never_fall_as_quality_rises_step_by_step(photo):
+@pytest.mark.parametrize("qualities", [range(24, 40), range(46, 54)])  # 50: full-size chroma becomes a candidate
+def test_size_and_psnr_never_fall_as_quality_rises_step_by_step(photo, qualities):
     """Every step of quality, not only far-apart ones: the x265 qualities tried sit on a fixed lattice."""
     encoder = ImageEncoder(np.asarray(photo))
-    reports = [encoder.encode(quality)[1] for quality in range(24, 40)]
+    reports = [encoder.encode(quality)[1] for quality in qualities]
     sizes, psnrs = [report.bytes for report in reports], [report.psnr for report in reports]
     assert sizes == sorted(sizes) and psnrs == sorted(psnrs), list(zip(sizes, psnrs))
+
+
+def test_the_top_of_the_scale_keeps_improving_to_near_lossless(photo):
+    """Quality 85 -> 95 -> 100 each gain PSNR, and 100 is near-lossless (chroma at full size)."""
+    encoder = ImageEncoder(np.asarray(photo))
+    reports = [encoder.encode(quality)[1] for quality in (85, 95, 100)]
+    assert [report.psnr for report in reports] == sorted({report.psnr for report in reports})
+    assert reports[-1].psnr >= 50.0
+    assert reports[-1].hint_layout == "grid" and reports[-1].hint_params["factor"] == 1
 
 
 def test_x265_qualities_slide_on_a_fixed_lattice():

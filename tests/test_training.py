@@ -79,6 +79,32 @@ def test_training_resumes_and_exports_a_loadable_weight_file(tiny_cache, tmp_pat
     assert torch.equal(network.tail[1].weight, final["state"]["tail.1.weight"])
 
 
+def test_a_wider_run_starts_from_the_narrower_weights_unchanged(tiny_cache, tmp_path):
+    """--init with a wider --channels: the widened network computes what the released one does,
+    and trains from there."""
+    cache, _ = tiny_cache
+    released = weights.load_model("deblock_jpeg-v1")
+    wider = Deblocker(image_channels=3, condition_channels=1, channels=32)
+    deblock.widen_into(wider, released.state_dict())
+    image, condition = torch.rand(2, 3, 24, 24), torch.tensor([[0.1], [0.4]])
+    with torch.no_grad():
+        assert torch.allclose(wider(image, condition), released(image, condition), atol=1e-5)
+        assert not torch.allclose(released(image, condition), image, atol=1e-3)  # the released net is no identity
+    with pytest.raises(ValueError, match="does not fit"):
+        deblock.widen_into(Deblocker(3, 1, 16), released.state_dict())
+    final = deblock.train("jpeg", 1, cache, tmp_path, crop=32, batch=2, validate_every=1, init="deblock_jpeg-v1",
+                          channels=32)
+    assert final["state"]["tail.1.weight"].shape == (3, 32, 5, 5)
+
+
+def test_the_cache_can_be_made_for_some_kinds_only(tmp_path, tiny_cache):
+    cache, stems = tiny_cache
+    root = cache.parent
+    data.build_cache(root, tmp_path, jobs=1, kinds=("jpeg",))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["jpeg"]
+    assert len(list((tmp_path / "jpeg").rglob("*.npz"))) == len(stems)
+
+
 def test_the_upscaler_cache_holds_streams_at_both_scales(tiny_cache):
     cache, stems = tiny_cache
     with np.load(cache / "upscale" / "train" / f"bsds-train-{stems[1]}.npz") as sample:

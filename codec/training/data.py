@@ -1,6 +1,6 @@
 """Training data for the learned stages, made once with nnc's real encoder and decoder, cached to disk.
 
-    python -m codec.training.data [--data DIR] [--cache DIR] [--jobs 2]
+    python -m codec.training.data [--data DIR] [--cache DIR] [--jobs 2] [--kinds jpeg,...]
 
 Photos (never Kodak): ``bsds500/`` JPEGs (q~90) box-downsampled 2x for clean targets, portraits of
 ``train/`` turned upright (ROTATED_TRAIN.tsv); ``extra/`` clean photos box-downsampled 2x more
@@ -209,11 +209,11 @@ SAMPLE_MAKERS = {"codec": (codec_sample, CODEC_QUALITY_BANDS), "jpeg": (jpeg_sam
 KINDS = (*SAMPLE_MAKERS, "color")  # made in this order: a color sample is made from the codec one
 
 
-def _make(item: tuple[str, Path, int, int], cache: Path) -> str:
+def _make(item: tuple[str, Path, int, int], cache: Path, kinds: tuple[str, ...] = KINDS) -> str:
     name, path, k, factor = item
     split = "val" if is_validation(name) else "train"
     pixels = None
-    for kind in KINDS:
+    for kind in (kind for kind in KINDS if kind in kinds):
         target = cache / kind / split / f"{name}.npz"
         if _up_to_date(kind, target):
             continue
@@ -230,11 +230,11 @@ def _make(item: tuple[str, Path, int, int], cache: Path) -> str:
     return name
 
 
-def build_cache(data: Path, cache: Path, jobs: int = 2) -> None:
-    """Make every missing cache file; prints progress."""
+def build_cache(data: Path, cache: Path, jobs: int = 2, kinds: tuple[str, ...] = KINDS) -> None:
+    """Make every missing cache file of ``kinds`` (a ``color`` sample needs the ``codec`` one); prints progress."""
     photos = training_photos(data)
     with ProcessPoolExecutor(jobs) as pool:
-        for done, name in enumerate(pool.map(_make, photos, [cache] * len(photos)), 1):
+        for done, name in enumerate(pool.map(_make, photos, [cache] * len(photos), [kinds] * len(photos)), 1):
             print(f"\r[{done}/{len(photos)}] {name:60.60s}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
 
@@ -245,8 +245,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared training photos")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the cached samples go")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"comma-separated kinds of sample to make (default: all, {','.join(KINDS)})")
     args = parser.parse_args(argv)
-    build_cache(args.data, args.cache, args.jobs)
+    kinds = tuple(args.kinds.split(","))
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        parser.error(f"unknown kind {', '.join(unknown)}: choose from {', '.join(KINDS)}")
+    if "color" in kinds and "codec" not in kinds:
+        kinds += ("codec",)  # a color sample is made from the photo's codec sample
+    build_cache(args.data, args.cache, args.jobs, kinds)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python -m codec.training.data                       # once: the cached training samples
     python -m codec.training.deblock --set codec --steps 4000
     python -m codec.training.deblock --set codec --steps 4000 --export weights/
+    python -m codec.training.deblock --set jpeg --channels 48 --init deblock_jpeg-v1 --steps 9000
 
 Random 64x64 crops (rotated and flipped) of the cached samples, batch 16, Adam with a cosine
 learning rate over ``--steps``, fixed seed, MSE loss. ``codec`` samples are those of at most
@@ -121,22 +122,43 @@ def validate(network: nn.Module, samples: list[Sample]) -> dict[str, float]:
     return {band: float(np.mean(values)) for band, values in sorted(gains.items())}
 
 
+def widen_into(network: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load ``state``, the weights of a narrower network of the same layers, into ``network`` so
+    that it computes the same function: each tensor fills the leading slice of its wider
+    counterpart; the new channels keep their random initialisation for their inputs, and the old
+    channels read nothing from them (those weights start at zero), so they can learn from step 1.
+
+    Conv weights are (out, in, k, k); biases and PReLU slopes (out,)."""
+    target = network.state_dict()
+    for name, old in state.items():
+        new = target[name].clone()
+        if new.dim() != old.dim() or any(o > n for o, n in zip(old.shape, new.shape)):
+            raise ValueError(f"{name}: {tuple(old.shape)} does not fit into {tuple(new.shape)}")
+        if new.dim() == 4:
+            new[:old.shape[0], old.shape[1]:] = 0.0
+        new[tuple(slice(0, size) for size in old.shape)] = old
+        target[name] = new
+    network.load_state_dict(target)
+
+
 def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
           crop: int = 64, learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2,
-          max_bpp: float = TRAIN_MAX_BPP, init: str | None = None) -> dict:
+          max_bpp: float = TRAIN_MAX_BPP, init: str | None = None, channels: int | None = None) -> dict:
     """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}.
 
     max_bpp: ``codec`` samples above this many luma bits per pixel are left out. init: a registry
-    key (e.g. "deblock-v1") whose weights a new run starts from (default: a fresh network)."""
+    key (e.g. "deblock-v1") whose weights a new run starts from, widened if ``channels`` is wider
+    (default: a fresh network). channels: the hidden width (default: the set's, in SETS)."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    network = Deblocker(**SETS[weight_set][1])
+    hparams = {**SETS[weight_set][1], **({"channels": channels} if channels else {})}
+    network = Deblocker(**hparams)
     if init:
-        network.load_state_dict(load_model(init).state_dict())
+        widen_into(network, load_model(init).state_dict())
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     schedule = cosine_schedule(optimizer, steps)
     parts = {"network": network, "optimizer": optimizer, "schedule": schedule}
-    latest = checkpoints / f"deblock-{weight_set}.pt"
+    latest = checkpoints / f"deblock-{weight_set}-{hparams['channels']}ch.pt"
     rng = np.random.default_rng(seed)
     train_samples = load_samples(cache, weight_set, "train", max_bpp)
     val_samples = load_samples(cache, weight_set, "val", max_bpp)
@@ -153,7 +175,7 @@ def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int
 
     step, validation = run_steps(steps, train_step, lambda: validate(network, val_samples), latest, parts, rng,
                                  validate_every, {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed,
-                                                         "max_bpp": max_bpp, "init": init})
+                                                         "max_bpp": max_bpp, "init": init, **hparams})
     return {"step": step, "validation": validation, "state": network.state_dict()}
 
 
@@ -166,10 +188,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-bpp", type=float, default=TRAIN_MAX_BPP,
                         help="codec samples above this many luma bits per pixel are left out")
-    parser.add_argument("--init", metavar="MODEL", help="start a new run from this model's weights, e.g. deblock-v1")
+    parser.add_argument("--init", metavar="MODEL",
+                        help="start a new run from this model's weights (widened to --channels), e.g. deblock-v1")
+    parser.add_argument("--channels", type=int, help="hidden width (default: the set's own, 24)")
     args = parser.parse_args(argv)
     final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
-                  args.lr, args.validate_every, max_bpp=args.max_bpp, init=args.init)
+                  args.lr, args.validate_every, max_bpp=args.max_bpp, init=args.init, channels=args.channels)
     print(f"step {final['step']}, validation gain (dB) {final['validation']}")
     if args.export:
         export_weights(final["state"], SETS[args.weight_set][0], args.export, args.version)
