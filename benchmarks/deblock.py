@@ -1,13 +1,14 @@
 """The deblocking CNN on its own: ``nnc restore`` on JPEG files, stage timing, side-by-side crops.
 
-    python benchmarks/deblock.py [FOLDER] [--out benchmarks/results/kodak] [--images N]
+    python benchmarks/deblock.py [FOLDER] [--out benchmarks/results/kodak] [--images N] [--parts restore,...]
 
 1. Every image saved as JPEG (Pillow, 4:2:0) at quality 10, 20, 30 and 40, restored with the
    ``jpeg`` weights: PSNR-RGB and PSNR-Y before and after, restore seconds.
 2. Seconds (median over the images) of a whole nnc decode with and without stage 4, and of
    stage 4 alone, on 2 threads; the encode seconds with stage 4 judged by the encoder.
 3. Crops (original | baseline | deblocked) of the first image: nnc at a low quality, JPEG q10.
-Writes deblock.md, deblock.json and deblock_crops.png in ``--out``.
+Writes deblock.md, deblock.json and deblock_crops.png in ``--out``; ``--parts`` runs only some of
+restore, timing and crops again, keeping the others' results from deblock.json.
 """
 
 from __future__ import annotations
@@ -115,11 +116,18 @@ def crops(image: Image.Image, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, paths = stage_benchmark_arguments(__doc__.splitlines()[0], argv)
+    args, paths = stage_benchmark_arguments(__doc__.splitlines()[0], argv, ("restore", "timing", "crops"))
     images = {path.name: Image.open(path).convert("RGB") for path in paths}
-    results = {"images": len(images), "restore": restore_rows(images), "timing": timing(images)}
+    previous = args.out / "deblock.json"
+    results = json.loads(previous.read_text()) if previous.exists() else {}
+    results["images"] = len(images)
+    if "restore" in args.parts:
+        results["restore"] = restore_rows(images)
+    if "timing" in args.parts:
+        results["timing"] = timing(images)
     args.out.mkdir(parents=True, exist_ok=True)
-    crops(next(iter(images.values())), args.out)
+    if "crops" in args.parts:
+        crops(next(iter(images.values())), args.out)
     (args.out / "deblock.json").write_text(json.dumps(results, indent=1) + "\n")
     lines = [f"# Deblocking CNN on {len(images)} images of {args.folder.name}", "",
              "`nnc restore` on JPEG (Pillow, 4:2:0): mean PSNR, before -> after", "",

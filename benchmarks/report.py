@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +27,16 @@ KODAK = Path(__file__).parents[2] / "shared" / "data" / "kodak"
 RESULTS = Path(__file__).parent / "results" / "kodak"
 
 
-def stage_benchmark_arguments(description: str, argv: list[str] | None,
-                              parts: tuple[str, ...] = ()) -> tuple[argparse.Namespace, list[Path]]:
+def stage_benchmark_arguments(description: str, argv: list[str] | None, parts: tuple[str, ...] = (),
+                              more: Callable[[argparse.ArgumentParser], None] | None = None,
+                              ) -> tuple[argparse.Namespace, list[Path]]:
     """The command line of a stage benchmark (FOLDER, --out, --images N, and --parts if it has
-    ``parts``: the measurements to run again, the others kept from its JSON): its arguments
-    (``parts`` as a list) and the PNG images to run on, sorted by name."""
+    ``parts``: the measurements to run again, the others kept from its JSON; ``more`` adds the
+    benchmark's own options): its arguments (``parts`` as a list) and the PNG images to run on,
+    sorted by name."""
     parser = argparse.ArgumentParser(description=description)
+    if more is not None:
+        more(parser)
     parser.add_argument("folder", nargs="?", type=Path, default=KODAK)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--images", type=int, help="only the first N images")

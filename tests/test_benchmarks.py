@@ -64,3 +64,16 @@ def test_equal_bytes_curves_keep_only_points_nothing_cheaper_beats(run_module):
     points = [(300, 38.0), (100, 35.0), (200, 34.0), (250, 39.0), (120, 36.5)]
     assert colorize._upper_hull(points) == [(100, 35.0), (120, 36.5), (250, 39.0)]
     assert colorize._upper_hull([(100, 35.0), (100, 34.0), (100, 36.0)]) == [(100, 36.0)]
+
+
+def test_quality_steps_lists_every_step_where_size_or_psnr_falls(run_module, tmp_path):
+    import quality_steps
+
+    rows = [{"quality": q, "bytes": size, "psnr": value}
+            for q, size, value in [(1, 100, 20.0), (2, 100, 20.0), (3, 99, 21.0), (4, 120, 20.5), (5, 130, 22.0)]]
+    assert [(fall["from"], fall["to"]) for fall in quality_steps.falls(rows)] == [(2, 3), (3, 4)]
+    Image.fromarray(synthetic_rgb(32, 48, seed=4)).save(tmp_path / "a.png")
+    quality_steps.main([str(tmp_path), "--out", str(tmp_path / "out"), "--qualities", "29-31"])
+    result = json.loads((tmp_path / "out" / "quality_steps.json").read_text())
+    assert [row["quality"] for row in result["a.png"]["rows"]] == [29, 30, 31]
+    assert "Qualities 29..31" in (tmp_path / "out" / "quality_steps.md").read_text()
