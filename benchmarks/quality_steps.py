@@ -2,14 +2,16 @@
 
     python benchmarks/quality_steps.py [FOLDER] [--out benchmarks/results/kodak] [--images N] [--qualities 1-100]
 
-One ``ImageEncoder`` per image codes every quality in the range (candidates coded once, as a
-``--target-size`` search does), exactly as ``codec.encode`` would. A higher quality should never
-give a smaller file or a lower PSNR: each such step is listed. Writes quality_steps.md and
-quality_steps.json in ``--out``.
+One ``ImageEncoder`` per image (its RGB pixels, without metadata) codes every quality in the
+range, coding each candidate once as a ``--target-size`` search does: the same files
+``codec.encode`` writes at those qualities. A higher quality should never give a smaller file or a
+lower PSNR: each such step is listed. Writes quality_steps.json after each image (a rerun skips
+the images it holds for the same qualities) and quality_steps.md in ``--out``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -25,8 +27,15 @@ from report import stage_benchmark_arguments  # noqa: E402
 
 
 def _range(text: str) -> list[int]:
+    """"A-B" (or "A") -> the qualities A..B, within 1..100."""
     low, _, high = text.partition("-")
-    return list(range(int(low), int(high or low) + 1))
+    try:
+        first, last = int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a range of qualities: {text!r}") from None
+    if not 1 <= first <= last <= 100:
+        raise argparse.ArgumentTypeError(f"qualities {text} are not a range within 1..100")
+    return list(range(first, last + 1))
 
 
 def sweep(image: Image.Image, qualities: list[int]) -> list[dict]:
@@ -52,16 +61,20 @@ def falls(rows: list[dict]) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     args, paths = stage_benchmark_arguments(__doc__.splitlines()[0], argv, more=lambda parser: parser.add_argument(
         "--qualities", type=_range, default=_range("1-100"), help="a range of qualities, e.g. 1-40"))
-    results = {}
+    saved = args.out / "quality_steps.json"
+    results = json.loads(saved.read_text()) if saved.exists() else {}
+    args.out.mkdir(parents=True, exist_ok=True)
     for path in paths:
+        if [row["quality"] for row in results.get(path.name, {}).get("rows", [])] == args.qualities:
+            continue  # measured by an earlier run
         started = time.perf_counter()
         with Image.open(path) as image:
             rows = sweep(image.convert("RGB"), args.qualities)
         results[path.name] = {"rows": rows, "falls": falls(rows), "seconds": time.perf_counter() - started}
         print(f"{path.name}: {len(results[path.name]['falls'])} falls, {results[path.name]['seconds']:.0f} s",
               file=sys.stderr, flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality_steps.json").write_text(json.dumps(results, indent=1) + "\n")
+        saved.write_text(json.dumps(results, indent=1) + "\n")
+    results = {path.name: results[path.name] for path in paths}
     steps = sum(len(result["rows"]) - 1 for result in results.values())
     listed = [(name, fall) for name, result in results.items() for fall in result["falls"]]
     lines = [f"# Quality step by step on {len(results)} images of {args.folder.name}", "",

@@ -203,22 +203,25 @@ def read_hints(layout: str, payload: bytes, luma_stream: np.ndarray, height: int
 
 def classical_colorize(hints: Hints, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """The baseline of stage 3: (Cb, Cr), each (height, width) uint8: each segment filled with its
-    hint, or the thumbnail upsampled bicubically."""
+    hint, or the thumbnail upsampled bicubically (at full size, factor 1: its halves as they are)."""
     if hints.layout == "segments":
         labels = _full_res_labels(hints.labels, height, width)
         return tuple(levels[labels] for levels in hints.levels)
     thumb_width = hints.thumbnail.shape[1] // 2
-    return tuple(upsample_bicubic(np.ascontiguousarray(half), height, width)
-                 for half in (hints.thumbnail[:, :thumb_width], hints.thumbnail[:, thumb_width:]))
+    halves = (hints.thumbnail[:, :thumb_width], hints.thumbnail[:, thumb_width:])
+    if hints.factor == 1:
+        return tuple(np.ascontiguousarray(half) for half in halves)
+    return tuple(upsample_bicubic(np.ascontiguousarray(half), height, width) for half in halves)
 
 
 def colorize_condition(hints: Hints, height: int, width: int) -> tuple[float, float, float]:
     """The colorizer's condition input for hints of an image of (height, width): the layout (0 grid,
     1 segments), log2 of the full-size pixels between hints / 4 (the thumbnail's factor, or the
     square root of the pixels per segment), and ``upscale.rate_condition`` of the hints section's
-    bytes over its hint values (both planes)."""
+    bytes over its hint values (both planes). Full-size grid hints (factor 1) have none: no network
+    runs on them."""
     if hints.payload_bytes < 1 or (hints.layout == "grid" and hints.factor < 2):
-        raise ValueError("hints without their payload size (or a grid without its factor) have no condition")
+        raise ValueError("hints without their payload size, or full-size grid hints, have no condition")
     spacing = hints.factor if hints.layout == "grid" else math.sqrt(height * width / max(hints.samples, 1))
     return (float(hints.layout == "segments"), math.log2(max(spacing, 1.0)) / 4.0,
             rate_condition(hints.payload_bytes, 2 * hints.samples))

@@ -8,6 +8,7 @@ exactly. "-" as a single job's source or target is standard input or output.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import io
@@ -123,19 +124,21 @@ def write_atomically(path: Path, data: bytes | None = None, save: Callable[[str]
 def _move_into_new_name(temp_name: str, path: Path) -> None:
     """Move the file ``temp_name`` to ``path``, never replacing a file there (FileExistsError):
     by a hard link where the file system has them; where it has none (FAT, exFAT: SD cards, USB
-    sticks), the name is first claimed by an exclusive create, then replaced."""
+    sticks), the name is first claimed by an exclusive create, then replaced (a crash between the
+    two leaves an empty file at ``path``: the hard link never does)."""
     try:
         os.link(temp_name, path)
     except FileExistsError:
         raise
     except OSError as error:
-        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
             raise
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         try:
             os.replace(temp_name, path)
         except BaseException:
-            os.unlink(path)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
             raise
     else:
         os.unlink(temp_name)

@@ -33,7 +33,8 @@ LUMA_FINALISTS = 3  # luma candidates (best after stage 2) judged on the decoder
                     # (one on large images: the error after stage 2 decides, for encode time)
 HINT_FINALISTS = 5  # hint candidates (best colorized classically) also judged with the learned colorizer
                     # (one on large images); on 6 held-out training photos at q5/20/40 the same choice as
-                    # judging every candidate with it, at about half the colorizer runs
+                    # judging every candidate with it, at about half the colorizer runs. Full-size
+                    # chroma is never a finalist: stage 3 outputs it as coded
 CB_WEIGHT, CR_WEIGHT = 1.086, 0.825
 LUMA_SCALE_CHOICES = (1, 2, 4)
 GRID_FACTOR_LOG2_CHOICES = (1, 2, 3)  # thumbnails at 1/2, 1/4, 1/8 (what the colorizer refines)
@@ -240,7 +241,8 @@ class ImageEncoder:
             return self._chroma_cost(*option, luma_choice, lam)
 
         ranked = sorted(self._hint_candidates(quality, luma_choice), key=lambda key: cost((key, True)))
-        finalists = ranked[:1 if self.large else HINT_FINALISTS] if learned else []
+        refinable = [key for key in ranked if self._hint_cache[key].hints.factor != 1]  # full size: no network
+        finalists = refinable[:1 if self.large else HINT_FINALISTS] if learned else []
         hint_key, classical = min([(key, True) for key in ranked] + [(key, False) for key in finalists], key=cost)
         return (self._hint_cache[hint_key], classical and "color" in self.release,
                 self._colors(hint_key, classical, luma_choice))

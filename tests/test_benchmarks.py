@@ -77,3 +77,6 @@ def test_quality_steps_lists_every_step_where_size_or_psnr_falls(run_module, tmp
     result = json.loads((tmp_path / "out" / "quality_steps.json").read_text())
     assert [row["quality"] for row in result["a.png"]["rows"]] == [29, 30, 31]
     assert "Qualities 29..31" in (tmp_path / "out" / "quality_steps.md").read_text()
+    for wrong in ("40-1", "0-5", "x"):
+        with pytest.raises(SystemExit):
+            quality_steps.main([str(tmp_path), "--qualities", wrong])

@@ -159,9 +159,26 @@ def test_full_size_chroma_is_output_as_coded_without_the_network(monkeypatch):
     data, report = codec.encode_with_report(Image.fromarray(pixels), quality=100)
     assert report.hint_layout == "grid" and report.hint_params["factor"] == 1
     container = format.parse_container(data)
+    hints = chroma.read_grid_hints(container.sections["hints"], *pixels.shape[:2])
+    coded = np.split(hints.thumbnail, 2, axis=1)  # Cb | Cr as coded, at full size
+    monkeypatch.setattr(chroma, "refine_colors", lambda *args: pytest.fail("the colorizer ran"))
+    outputs = []
+    colorize = chroma.colorize
+    monkeypatch.setattr(chroma, "colorize", lambda *args: outputs.append(colorize(*args)) or outputs[-1])
     for bit in (False, True):
         container.classical_color = bit
-        monkeypatch.setattr(chroma, "refine_colors", lambda *args: pytest.fail("the colorizer ran"))
         decoded = np.asarray(codec.decode(format.build_container(container)))
-        assert np.array_equal(decoded, np.asarray(codec.decode(data)))
-    assert psnr(pixels, decoded) >= 45.0
+        assert all(np.array_equal(plane, half) for plane, half in zip(outputs[-1], coded))
+    assert len(outputs) == 2 and psnr(pixels, decoded) >= 45.0
+
+
+def test_grid_hints_beyond_one_eighth_are_a_reserved_code():
+    from codec import format
+    from codec.errors import FormatError
+
+    candidate = chroma.encode_grid_hints(np.full((16, 16), 100, np.float32), np.full((16, 16), 150, np.float32), 0, 60)
+    parsed = format.parse_payload(format.GridHints, candidate.payload, "grid hints")
+    assert chroma.read_grid_hints(candidate.payload, 16, 16).factor == 1
+    reserved = format.GridHints.build({"factor_log2": 4, "thumbnail": parsed.thumbnail})
+    with pytest.raises(FormatError, match="reserved factor_log2 4"):
+        chroma.read_grid_hints(reserved, 16, 16)

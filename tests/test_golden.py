@@ -68,6 +68,12 @@ def test_golden_file_decodes_to_the_recorded_pixels(stem, digests):
     assert _digest(codec.decode(data)) == digests[stem]
 
 
+def test_the_full_size_chroma_golden_file_holds_full_size_chroma():
+    """Format 0.4's grid hints at factor 1 stay pinned, whatever a regeneration chooses."""
+    container = codec.format.parse_container((GOLDEN / "photo_fullchroma_colorize1.nnc").read_bytes())
+    assert codec.chroma.read_grid_hints(container.sections["hints"], container.height, container.width).factor == 1
+
+
 def test_every_model_version_has_golden_files_of_both_hint_layouts():
     for release in RELEASES:
         version = release_version(release).hex()

@@ -213,7 +213,7 @@ def _make(item: tuple[str, Path, int, int], cache: Path, kinds: tuple[str, ...] 
     name, path, k, factor = item
     split = "val" if is_validation(name) else "train"
     pixels = None
-    for kind in (kind for kind in KINDS if kind in kinds):
+    for kind in (known for known in KINDS if known in kinds):
         target = cache / kind / split / f"{name}.npz"
         if _up_to_date(kind, target):
             continue
@@ -231,7 +231,9 @@ def _make(item: tuple[str, Path, int, int], cache: Path, kinds: tuple[str, ...] 
 
 
 def build_cache(data: Path, cache: Path, jobs: int = 2, kinds: tuple[str, ...] = KINDS) -> None:
-    """Make every missing cache file of ``kinds`` (a ``color`` sample needs the ``codec`` one); prints progress."""
+    """Make every missing cache file of ``kinds`` (and of ``codec``, which ``color`` is made from); prints progress."""
+    if "color" in kinds and "codec" not in kinds:
+        kinds += ("codec",)
     photos = training_photos(data)
     with ProcessPoolExecutor(jobs) as pool:
         for done, name in enumerate(pool.map(_make, photos, [cache] * len(photos), [kinds] * len(photos)), 1):
@@ -252,8 +254,6 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         parser.error(f"unknown kind {', '.join(unknown)}: choose from {', '.join(KINDS)}")
-    if "color" in kinds and "codec" not in kinds:
-        kinds += ("codec",)  # a color sample is made from the photo's codec sample
     build_cache(args.data, args.cache, args.jobs, kinds)
 
 

@@ -126,13 +126,16 @@ def widen_into(network: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load ``state``, the weights of a narrower network of the same layers, into ``network`` so
     that it computes the same function: each tensor fills the leading slice of its wider
     counterpart; the new channels keep their random initialisation for their inputs, and the old
-    channels read nothing from them (those weights start at zero), so they can learn from step 1.
+    channels read nothing from them (those weights start at zero, and learn from there).
 
     Conv weights are (out, in, k, k); biases and PReLU slopes (out,)."""
     target = network.state_dict()
+    if set(state) != set(target):
+        raise ValueError(f"the layers differ: {sorted(set(state) ^ set(target))}")
     for name, old in state.items():
         new = target[name].clone()
-        if new.dim() != old.dim() or any(o > n for o, n in zip(old.shape, new.shape)):
+        if (new.dim() != old.dim() or any(o > n for o, n in zip(old.shape, new.shape))
+                or old.shape[2:] != new.shape[2:]):
             raise ValueError(f"{name}: {tuple(old.shape)} does not fit into {tuple(new.shape)}")
         if new.dim() == 4:
             new[:old.shape[0], old.shape[1]:] = 0.0
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="codec samples above this many luma bits per pixel are left out")
     parser.add_argument("--init", metavar="MODEL",
                         help="start a new run from this model's weights (widened to --channels), e.g. deblock-v1")
-    parser.add_argument("--channels", type=int, help="hidden width (default: the set's own, 24)")
+    parser.add_argument("--channels", type=int, help="hidden width (default: the set's own, in SETS)")
     args = parser.parse_args(argv)
     final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
                   args.lr, args.validate_every, max_bpp=args.max_bpp, init=args.init, channels=args.channels)
