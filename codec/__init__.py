@@ -45,7 +45,8 @@ def encode_with_report(image: Image.Image | str | os.PathLike, quality: int | No
     ``exif``, when given, replace the image's own. Images over ``max_pixels`` pixels are refused
     (LimitError). ``image`` is never changed. ``progress``, if given, is told of each quality a
     ``target_size`` or ``bpp`` search tries, in lines like "target 5,000 bytes: trying quality 51"
-    and "target 5,000 bytes: quality 51 gives 4,321 bytes".
+    and "target 5,000 bytes: quality 51 gives 4,321 bytes", and of each candidate the encoder codes
+    or network it runs ("quality 51: coding luma x2 at x265 quality 44").
     """
     stages = Stages.of(baseline, threads)
     if sum(option is not None for option in (quality, target_size, bpp)) > 1:
@@ -58,7 +59,7 @@ def encode_with_report(image: Image.Image | str | os.PathLike, quality: int | No
     pixels = image_to_pixels(image)
     height, width = pixels.shape[:2]
     metadata = (b"", b"") if strip else image_metadata(image, pixels.ndim == 2, icc_profile, exif)
-    encoder = ImageEncoder(pixels, *metadata, stages=stages)
+    encoder = ImageEncoder(pixels, *metadata, stages=stages, progress=progress)
     if bpp is not None:
         target_size = int(bpp * width * height / 8)
     if target_size is None:

@@ -221,7 +221,7 @@ def encode_file(job: tuple[str, str], options: EncodeOptions, force: bool = Fals
                 skip_existing: bool = False, progress: Callable[[str], None] | None = None) -> FileResult:
     """Encode the image at job[0] into the .nnc file job[1] ("-": standard input / output).
 
-    progress: told of each quality a --target-size or --bpp search tries."""
+    progress: told of each quality a --target-size or --bpp search tries and each candidate coded."""
     source, target = job
 
     def run(path: Path) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,11 +96,15 @@ class ImageEncoder:
     (``--target-size``) codes each (scale, x265 quality) or hint option once."""
 
     def __init__(self, pixels: np.ndarray, icc_profile: bytes = b"", exif: bytes = b"",
-                 stages: Stages | None = None) -> None:
+                 stages: Stages | None = None, progress: Callable[[str], None] | None = None) -> None:
         """pixels: (H, W, 3) uint8 RGB, or (H, W) uint8 grayscale (stored without hints).
         icc_profile, exif: metadata to keep in the file (empty: none). stages: the decoder stages
-        to judge candidates by (default: every learned stage of the newest release)."""
+        to judge candidates by (default: every learned stage of the newest release). progress: told
+        of each candidate coded and each network run, in lines like "quality 30: coding luma x2 at
+        x265 quality 44" (long encodes show what they do)."""
         self.pixels = pixels
+        self._progress = progress or (lambda message: None)
+        self._quality = 0  # the quality being encoded, for progress lines
         self.stages = dataclasses.replace(stages or Stages(), look="fidelity")  # the reference rendering
         self.release = RELEASES[-1]
         self.metadata = format.build_metadata(icc_profile, exif) if icc_profile or exif else b""
@@ -129,6 +134,7 @@ class ImageEncoder:
     def _luma(self, scale: int, quality: int) -> luma.LumaCandidate:
         key = (scale, quality)
         if key not in self._luma_cache:
+            self._progress(f"quality {self._quality}: coding luma x{scale} at x265 quality {quality}")
             self._luma_cache[key] = luma.encode_luma(self.luma_plane, scale, quality,
                                                      self._downsampled_plane("luma", scale))
         return self._luma_cache[key]
@@ -151,6 +157,8 @@ class ImageEncoder:
         key = (candidate.scale, candidate.quality)
         if key in self._upscaled:
             return self._upscaled[key]
+        self._progress(f"quality {self._quality}: upscaling luma x{candidate.scale} "
+                       f"at x265 quality {candidate.quality}")
         upscaled = apply_upscale(candidate.stream, self.height, self.width, candidate.scale, len(candidate.payload),
                                  lambda: self.stages.network("upscale", self.release), self.stages.threads)
         if self.large:
@@ -184,6 +192,8 @@ class ImageEncoder:
             for x265_quality in x265_qualities(quality, factor_log2, self.large):
                 key = ("grid", factor_log2, x265_quality)
                 if key not in self._hint_cache:
+                    self._progress(f"quality {self._quality}: coding color at 1/{1 << factor_log2} size, "
+                                   f"x265 quality {x265_quality}")
                     self._hint_cache[key] = chroma.encode_grid_hints(
                         self.cb, self.cr, factor_log2, x265_quality, self._downsampled_plane("grid", factor_log2))
                 candidates.append(key)
@@ -197,6 +207,7 @@ class ImageEncoder:
             for quant_step in SEGMENT_QUANT_STEPS:
                 key = ("segments", *segment_key, quant_step)
                 if key not in self._hint_cache:
+                    self._progress(f"quality {self._quality}: coding color hints of segments {step} px apart")
                     self._hint_cache[key] = chroma.encode_segment_hints(
                         self.cb, self.cr, luma_choice.stream, step, quant_step, self._segmentations[segment_key])
                 candidates.append(key)
@@ -211,6 +222,7 @@ class ImageEncoder:
             return chroma.colorize(self.upscaled_luma(luma_choice), hints)
         key = (hint_key, luma_choice.scale, luma_choice.quality)
         if key not in self._learned_colors:
+            self._progress(f"quality {self._quality}: colorizing ({self._hint_cache[hint_key].layout} hints)")
             if self.large:
                 self._learned_colors.clear()
             self._learned_colors[key] = chroma.colorize(self.upscaled_luma(luma_choice), hints, self._colorizer,
@@ -251,6 +263,7 @@ class ImageEncoder:
         """The .nnc bytes of the image at ``quality`` (1..100), and what was chosen."""
         if not QUALITY_RANGE[0] <= quality <= QUALITY_RANGE[1]:
             raise ValueError(f"quality must be in {QUALITY_RANGE[0]}..{QUALITY_RANGE[1]}, not {quality}")
+        self._quality = quality
         luma_choice = self.choose_luma(quality)
         sections = {"luma": luma_choice.payload}
         hints = None

@@ -331,6 +331,16 @@ def test_a_target_size_search_reports_each_quality_it_tries(workdir):
     assert codec.info((workdir / "a.nnc").read_bytes())["bytes"] <= 400
 
 
+def test_a_plain_encode_reports_what_it_codes(workdir):
+    """Long single-file work shows progress: each candidate coded and network run is reported."""
+    messages: list[str] = []
+    result = files.encode_file((str(workdir / "a.png"), str(workdir / "a.nnc")), files.EncodeOptions(quality=30),
+                               progress=messages.append)
+    assert result.status == "done"
+    assert any(m.startswith("quality 30: coding luma x1 at x265 quality") for m in messages), messages
+    assert any("coding color" in m for m in messages) and any("upscaling" in m or "colorizing" in m for m in messages)
+
+
 def test_one_input_into_a_folder(workdir):
     result = run("encode", workdir / "a.png", "-o", str(workdir / "new") + os.sep)
     assert result.exit_code == 0, result.output

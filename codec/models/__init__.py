@@ -44,6 +44,9 @@ REGISTRY: dict[str, ModelSpec] = {
     "deblock_jpeg-v1": ModelSpec(Deblocker, "deblock_jpeg-v1-8681bc53.pt",
                                  "8681bc536ec86407ac686d17499289f4b24450541479470d8698625a71102cfc",
                                  {"image_channels": 3, "condition_channels": 1, "channels": 24}),
+    "deblock_jpeg-v2": ModelSpec(Deblocker, "deblock_jpeg-v2-4280daeb.pt",
+                                 "4280daebefd464c5fdee984b946d5b4ad753b7135cc55e19c09bcde0960ac192",
+                                 {"image_channels": 3, "condition_channels": 1, "channels": 48}),
 }
 
 # Stage -> registry key, one dict per release, oldest first. Release 0 (nnc 0.1 and 0.2, model version
