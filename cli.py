@@ -98,10 +98,11 @@ def _run_batch(worker: functools.partial, command: str, inputs: tuple[str, ...],
                 check_target(Path(target))
             except codec.NncError as error:
                 raise click.BadParameter(str(error), param_hint="'-o' / '--output'") from None
-        if command == "encode" and sys.stderr.isatty():  # a long --target-size search shows what it tries
+        shows_progress = command in ("encode", "decode") and sys.stderr.isatty()  # long single-file work
+        if shows_progress:
             worker = functools.partial(worker, progress=_show_progress)
         result = worker(planned[0])
-        if command == "encode" and sys.stderr.isatty():
+        if shows_progress:
             click.echo("\r\033[K", err=True, nl=False)
         for warning in result.warnings:
             click.echo(f"Warning: {warning}", err=True)

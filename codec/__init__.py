@@ -101,7 +101,8 @@ def encode(image: Image.Image | str | os.PathLike, quality: int | None = None, t
 
 
 def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: Iterable[str] | Stages = (),
-           partial: bool = False, threads: int | None = None, look: str | None = None) -> Image.Image:
+           partial: bool = False, threads: int | None = None, look: str | None = None,
+           progress: Callable[[str], None] | None = None) -> Image.Image:
     """Decode .nnc bytes to a Pillow image: mode "RGB", or "L" for a grayscale file.
 
     The kept ICC profile (only if it fits the image's mode) and Exif block are in ``image.info``
@@ -111,9 +112,10 @@ def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: I
     or Exif). ``baseline`` names stages to run as their classical baseline (or is a ``Stages``);
     ``threads``: torch's thread count for the learned stages; ``look``: "fidelity" (default: least
     error) or "perceptual" (sharper texture from the upscaler's perceptual weights, where the
-    file's release has them; see LOOK_CHOICES).
+    file's release has them; see LOOK_CHOICES); ``progress``, if given, is told of each decoder
+    stage as it starts ("stage 2: upscaling the luma").
     """
-    decoded = decode_file_bytes(data, max_pixels, partial, Stages.of(baseline, threads, look))
+    decoded = decode_file_bytes(data, max_pixels, partial, Stages.of(baseline, threads, look), progress)
     image = Image.fromarray(decoded.pixels, mode="L" if decoded.pixels.ndim == 2 else "RGB")
     if decoded.icc_profile and icc_color_space(decoded.icc_profile) == ("GRAY" if image.mode == "L" else "RGB"):
         image.info["icc_profile"] = decoded.icc_profile

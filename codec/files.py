@@ -247,15 +247,17 @@ def encode_file(job: tuple[str, str], options: EncodeOptions, force: bool = Fals
 
 
 def decode_file(job: tuple[str, str], options: DecodeOptions, force: bool = False,
-                skip_existing: bool = False, stdout_format: str = "png") -> FileResult:
+                skip_existing: bool = False, stdout_format: str = "png",
+                progress: Callable[[str], None] | None = None) -> FileResult:
     """Decode the .nnc file job[0] into the image file job[1] (format from its extension).
 
-    "-" is standard input / output; ``stdout_format`` is then the output's format (an extension)."""
+    "-" is standard input / output; ``stdout_format`` is then the output's format (an extension).
+    progress: told of each decoder stage as it starts."""
     source, target = job
 
     def run(path: Path) -> str:
         image_format = output_format(Path(f"{STDIO}.{stdout_format.lstrip('.')}") if target == STDIO else path)
-        image = _decode_data(_read_stdin() if source == STDIO else Path(source).read_bytes(), options)
+        image = _decode_data(_read_stdin() if source == STDIO else Path(source).read_bytes(), options, progress)
         metadata = {key: image.info[key] for key in ("icc_profile", "exif") if key in image.info}
         if target == STDIO:
             buffer = io.BytesIO()
@@ -272,10 +274,11 @@ def decode_file(job: tuple[str, str], options: DecodeOptions, force: bool = Fals
     return _run_job(source, target, skip_existing, force, run)
 
 
-def _decode_data(data: bytes, options: DecodeOptions) -> Image.Image:
+def _decode_data(data: bytes, options: DecodeOptions, progress: Callable[[str], None] | None = None) -> Image.Image:
     """codec.decode with ``options``; a truncation error says whether --partial would decode the file."""
     try:
-        return decode(data, options.max_pixels, options.baseline, options.partial, options.threads, options.look)
+        return decode(data, options.max_pixels, options.baseline, options.partial, options.threads, options.look,
+                      progress)
     except FormatError as error:
         if options.partial:
             raise

@@ -298,18 +298,22 @@ class Decoded:
 
 
 def decode_file_bytes(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, partial: bool = False,
-                      stages: Stages | None = None) -> Decoded:
+                      stages: Stages | None = None, progress: Callable[[str], None] | None = None) -> Decoded:
     """Decode .nnc bytes with the weights of the release the file names (spec 6). With ``partial``,
     a file cut short after its luma section gives the grayscale image (``Decoded.partial`` set)
-    instead of an error. ``stages``: which stages run their baseline, and torch's threads."""
+    instead of an error. ``stages``: which stages run their baseline, and torch's threads.
+    ``progress``: told of each decoder stage as it starts ("stage 2: upscaling the luma")."""
     stages = stages or Stages()
+    progress = progress or (lambda message: None)
     container = format.parse_container(data, max_pixels, partial)
     release = release_models(container.model_version)
     if "luma" not in container.sections:
         raise FormatError("file is truncated: no complete luma section")
     luma_payload = container.sections["luma"]
     height, width, scale = container.height, container.width, container.luma_scale
+    progress("stage 1: decoding the luma stream")
     stream = luma.decode_luma(luma_payload, container.luma_codec, scale, height, width)
+    progress("stage 2: upscaling the luma")
     full_luma = apply_upscale(stream, height, width, scale, len(luma_payload),
                               lambda: stages.network("upscale", release), stages.threads)
     icc_profile, exif = (format.parse_metadata(container.sections["metadata"]) if "metadata" in container.sections
@@ -321,7 +325,9 @@ def decode_file_bytes(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, 
         elif not partial:
             raise FormatError("file is truncated: no color hints section")
     colorizer = None if container.classical_color else lambda: stages.network("color", release)
+    progress("stage 3: colorizing")
     colors = chroma.colorize(full_luma, hints, colorizer, stages.threads) if hints else None
+    progress("stage 4: deblocking")
     deblocked = apply_deblock(full_luma, len(luma_payload), stream.size, scale,
                               lambda: stages.network("deblock", release), stages.threads)
     if container.hint_layout == "none":

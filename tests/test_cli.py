@@ -341,6 +341,14 @@ def test_a_plain_encode_reports_what_it_codes(workdir):
     assert any("coding color" in m for m in messages) and any("upscaling" in m or "colorizing" in m for m in messages)
 
 
+def test_a_decode_reports_each_stage(workdir):
+    assert run("encode", workdir / "a.png", "-o", workdir / "a.nnc").exit_code == 0
+    messages: list[str] = []
+    result = files.decode_file((str(workdir / "a.nnc"), str(workdir / "a.out.png")), files.DecodeOptions(),
+                               progress=messages.append)
+    assert result.status == "done" and [m.split(":")[0] for m in messages] == [f"stage {n}" for n in (1, 2, 3, 4)]
+
+
 def test_one_input_into_a_folder(workdir):
     result = run("encode", workdir / "a.png", "-o", str(workdir / "new") + os.sep)
     assert result.exit_code == 0, result.output
