@@ -55,7 +55,7 @@ def encode_with_report(image: Image.Image | str | os.PathLike, quality: int | No
         image = open_image(image, max_pixels)
     if image.width * image.height > max_pixels:
         raise LimitError(f"image is {image.width}x{image.height} = {image.width * image.height} pixels, over the "
-                         f"limit of {max_pixels}")
+                         f"limit of {max_pixels} (--max-pixels)")
     pixels = image_to_pixels(image)
     height, width = pixels.shape[:2]
     metadata = (b"", b"") if strip else image_metadata(image, pixels.ndim == 2, icc_profile, exif)

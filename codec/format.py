@@ -205,7 +205,8 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Con
     if width < 1 or height < 1:
         raise FormatError(f"image size {width}x{height} is empty")
     if width * height > max_pixels:
-        raise LimitError(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")
+        raise LimitError(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} "
+                         "(--max-pixels)")
     if str(header.coding.luma_codec) not in LUMA_CODECS:
         raise FormatError(f"unknown luma codec {int(header.coding.luma_codec)} in the header: this decoder "
                           f"knows {', '.join(f'{code} ({name})' for name, code in LUMA_CODECS.items())}")

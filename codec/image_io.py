@@ -42,7 +42,7 @@ def open_image(source: str | os.PathLike | IO[bytes], max_pixels: int = DEFAULT_
             image = _open_within_limit(file, max_pixels, name)
             if image.width * image.height > max_pixels:
                 raise LimitError(f"image {name} is {image.width}x{image.height} = {image.width * image.height} "
-                                 f"pixels, over the limit of {max_pixels}")
+                                 f"pixels, over the limit of {max_pixels} (--max-pixels)")
             getattr(image, "n_frames", 1)  # counting frames may seek the file: before loading the first
             image.load()
             image.getexif().tobytes()  # some formats read Exif from the file: while it is open
@@ -63,7 +63,7 @@ def _open_within_limit(file: IO[bytes], max_pixels: int, name: str) -> Image.Ima
         try:
             return Image.open(file)
         except Image.DecompressionBombError:
-            raise LimitError(f"image {name} is over the limit of {max_pixels} pixels") from None
+            raise LimitError(f"image {name} is over the limit of {max_pixels} pixels (--max-pixels)") from None
         finally:
             Image.MAX_IMAGE_PIXELS = pillow_limit
 

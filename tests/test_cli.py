@@ -444,7 +444,7 @@ def test_binary_output_is_never_sent_to_a_terminal(workdir, monkeypatch):
 
 def test_encode_takes_max_pixels(workdir, monkeypatch):
     result = run("encode", workdir / "a.png", "-o", workdir / "a.nnc", "--max-pixels", "100")
-    assert result.exit_code == 1 and "over the limit of 100" in result.output
+    assert result.exit_code == 1 and "over the limit of 100" in result.output and "--max-pixels" in result.output
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # as a 100 MP photo against Pillow's default limit
     result = run("encode", workdir / "a.png", "-o", workdir / "a.nnc", "--max-pixels", "2000")
     assert result.exit_code == 0, result.output
