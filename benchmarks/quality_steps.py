@@ -1,11 +1,14 @@
 """Quality step by step: file size and PSNR-RGB of each image at every quality, and every step where either falls.
 
     python benchmarks/quality_steps.py [FOLDER] [--out benchmarks/results/kodak] [--images N] [--qualities 1-100]
+                                       [--against benchmarks/results/kodak/nnc.json]
 
 One ``ImageEncoder`` per image (its RGB pixels, without metadata) codes every quality in the
 range, coding each candidate once as a ``--target-size`` search does: the same files
 ``codec.encode`` writes at those qualities. A higher quality should never give a smaller file or a
-lower PSNR: each such step is listed. Writes quality_steps.json after each image (a rerun skips
+lower PSNR: each such step is listed. ``--against`` an nnc JSON of ``benchmarks/run.py`` (an
+earlier version's run) compares the two at that run's qualities: mean bpp and PSNR-RGB, and the
+BD-rate of this version against it. Writes quality_steps.json after each image (a rerun skips
 the images it holds for the same qualities) and quality_steps.md in ``--out``.
 """
 
@@ -23,6 +26,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 
 from codec.pipeline import ImageEncoder  # noqa: E402
+from metrics import bd_rate  # noqa: E402
 from report import stage_benchmark_arguments  # noqa: E402
 
 
@@ -58,9 +62,39 @@ def falls(rows: list[dict]) -> list[dict]:
             if after["bytes"] < before["bytes"] or after["psnr"] < before["psnr"]]
 
 
+def comparison(results: dict, pixels: dict[str, int], earlier: dict) -> list[str]:
+    """Markdown lines: per quality of the ``earlier`` run (a benchmarks/run.py nnc JSON) that this
+    sweep covers, mean bpp and PSNR-RGB of both over the images both hold, and this sweep's BD-rate
+    (PSNR-RGB) against it. pixels: image name -> W * H."""
+    points = [p for p in earlier["points"] if p["image"] in results]
+    swept = {name: {row["quality"]: row for row in result["rows"]} for name, result in results.items()}
+    qualities = sorted({p["quality"] for p in points if all(p["quality"] in swept[p["image"]] for p in points)})
+    images = sorted({p["image"] for p in points})
+    if len(qualities) < 2:
+        return []
+    old, new = [], []
+    for quality in qualities:
+        at = [p for p in points if p["quality"] == quality]
+        old.append((np.mean([p["bpp"]["file"] for p in at]), np.mean([p["psnr_rgb"] for p in at])))
+        rows = [swept[name][quality] for name in images]
+        new.append((np.mean([8 * row["bytes"] / pixels[name] for name, row in zip(images, rows)]),
+                    np.mean([row["psnr"] for row in rows])))
+    rate = bd_rate([o[0] for o in old], [o[1] for o in old], [n[0] for n in new], [n[1] for n in new])
+    version = earlier.get("versions", {}).get("nnc", "earlier")
+    lines = ["", f"Against nnc {version} ({len(images)} images, its qualities): BD-rate (PSNR-RGB) {rate:+.2f} %.", "",
+             f"| quality | bpp, nnc {version} | bpp, this | PSNR-RGB, nnc {version} | PSNR-RGB, this |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {q} | {o[0]:.4f} | {n[0]:.4f} | {o[1]:.2f} | {n[1]:.2f} |" for q, o, n in zip(qualities, old, new)]
+    return lines
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--qualities", type=_range, default=_range("1-100"), help="a range of qualities, e.g. 1-40")
+    parser.add_argument("--against", type=Path, help="an earlier nnc JSON of benchmarks/run.py to compare with")
+
+
 def main(argv: list[str] | None = None) -> None:
-    args, paths = stage_benchmark_arguments(__doc__.splitlines()[0], argv, more=lambda parser: parser.add_argument(
-        "--qualities", type=_range, default=_range("1-100"), help="a range of qualities, e.g. 1-40"))
+    args, paths = stage_benchmark_arguments(__doc__.splitlines()[0], argv, more=_options)
     saved = args.out / "quality_steps.json"
     results = json.loads(saved.read_text()) if saved.exists() else {}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -84,6 +118,12 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["| image | quality | bytes | PSNR-RGB (dB) |", "|---|---|---|---|"]
         lines += [f"| {name} | {fall['from']} -> {fall['to']} | {fall['bytes'][0]} -> {fall['bytes'][1]} | "
                   f"{fall['psnr'][0]:.4f} -> {fall['psnr'][1]:.4f} |" for name, fall in listed]
+    if args.against:
+        sizes = {}
+        for path in paths:
+            with Image.open(path) as image:
+                sizes[path.name] = image.width * image.height
+        lines += comparison(results, sizes, json.loads(args.against.read_text()))
     (args.out / "quality_steps.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

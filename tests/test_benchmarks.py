@@ -77,6 +77,11 @@ def test_quality_steps_lists_every_step_where_size_or_psnr_falls(run_module, tmp
     result = json.loads((tmp_path / "out" / "quality_steps.json").read_text())
     assert [row["quality"] for row in result["a.png"]["rows"]] == [29, 30, 31]
     assert "Qualities 29..31" in (tmp_path / "out" / "quality_steps.md").read_text()
+    earlier = {"versions": {"nnc": "0.1"}, "points": [
+        {"image": "a.png", "quality": q, "bpp": {"file": 8 * row["bytes"] / (32 * 48) * 1.1}, "psnr_rgb": row["psnr"]}
+        for q, row in zip((29, 30, 31), result["a.png"]["rows"])]}  # the same PSNR for 10 % more bits
+    lines = quality_steps.comparison(result, {"a.png": 32 * 48}, earlier)
+    assert "BD-rate (PSNR-RGB) -9.09 %" in lines[1] and len(lines) == 5 + 3
     for wrong in ("40-1", "0-5", "x"):
         with pytest.raises(SystemExit):
             quality_steps.main([str(tmp_path), "--qualities", wrong])
