@@ -32,10 +32,6 @@ from .weights import model_version, release_models
 QUALITY_RANGE = (1, 100)
 LUMA_FINALISTS = 3  # luma candidates (best after stage 2) judged on the decoder's real output (stage 4 too)
                     # (one on large images: the error after stage 2 decides, for encode time)
-HINT_FINALISTS = 5  # hint candidates (best colorized classically) also judged with the learned colorizer
-                    # (one on large images); on 6 held-out training photos at q5/20/40 the same choice as
-                    # judging every candidate with it, at about half the colorizer runs. Full-size
-                    # chroma is never a finalist: stage 3 outputs it as coded
 CB_WEIGHT, CR_WEIGHT = 1.086, 0.825
 LUMA_SCALE_CHOICES = (1, 2, 4)
 GRID_FACTOR_LOG2_CHOICES = (1, 2, 3)  # thumbnails at 1/2, 1/4, 1/8 (what the colorizer refines)
@@ -244,18 +240,21 @@ class ImageEncoder:
         colorize them classically (the file's classical_color bit, set only if the release has a
         colorizer), and the (Cb, Cr) it will output: the (candidate, colorization) of least
         D + lambda R; with ``--baseline color`` always classical, so the file decodes as judged
-        anywhere. Every candidate is judged colorized classically, the HINT_FINALISTS best of them
-        also with the learned colorizer (a network run each: encode time)."""
+        anywhere. Every candidate is judged both ways: judging only the best few with the network
+        (a prescreen) let a candidate drop out of the few as quality rose, and the file shrink
+        (kodim21, quality 29 -> 30). On large images the hints are judged classically (encode
+        time), then both colorizations of the chosen ones."""
         lam = lagrange_multiplier(quality)
         learned = self._colorizer() is not None  # False for --baseline color and releases without a colorizer
 
         def cost(option: tuple[tuple, bool]) -> float:
             return self._chroma_cost(*option, luma_choice, lam)
 
-        ranked = sorted(self._hint_candidates(quality, luma_choice), key=lambda key: cost((key, True)))
-        refinable = [key for key in ranked if self._hint_cache[key].hints.factor != 1]  # full size: no network
-        finalists = refinable[:1 if self.large else HINT_FINALISTS] if learned else []
-        hint_key, classical = min([(key, True) for key in ranked] + [(key, False) for key in finalists], key=cost)
+        modes = (True, False) if learned and not self.large else (True,)
+        hint_key, classical = min(((key, mode) for key in self._hint_candidates(quality, luma_choice)
+                                   for mode in modes), key=cost)
+        if learned and self.large:
+            classical = cost((hint_key, True)) <= cost((hint_key, False))
         return (self._hint_cache[hint_key], classical and "color" in self.release,
                 self._colors(hint_key, classical, luma_choice))
 
