@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         results[path.name] = {"rows": rows, "falls": falls(rows), "seconds": time.perf_counter() - started}
         print(f"{path.name}: {len(results[path.name]['falls'])} falls, {results[path.name]['seconds']:.0f} s",
               file=sys.stderr, flush=True)
-        saved.write_text(json.dumps(results, indent=1) + "\n")
+        saved.write_text(json.dumps(results, separators=(",", ":")) + "\n")  # 100 rows an image: compact
     results = {path.name: results[path.name] for path in paths}
     steps = sum(len(result["rows"]) - 1 for result in results.values())
     listed = [(name, fall) for name, result in results.items() for fall in result["falls"]]
