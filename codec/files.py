@@ -128,9 +128,7 @@ def _move_into_new_name(temp_name: str, path: Path) -> None:
     two leaves an empty file at ``path``: the hard link never does)."""
     try:
         os.link(temp_name, path)
-    except FileExistsError:
-        raise
-    except OSError as error:
+    except OSError as error:  # FileExistsError (EEXIST) is re-raised as it is
         if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
             raise
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

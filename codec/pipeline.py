@@ -252,7 +252,8 @@ class ImageEncoder:
 
         modes = (True, False) if learned and not self.large else (True,)
         hint_key, classical = min(((key, mode) for key in self._hint_candidates(quality, luma_choice)
-                                   for mode in modes), key=cost)
+                                   for mode in (modes if self._hint_cache[key].hints.factor != 1 else (True,))),
+                                  key=cost)  # full-size chroma is output as coded: judged once
         if learned and self.large:
             classical = cost((hint_key, True)) <= cost((hint_key, False))
         return (self._hint_cache[hint_key], classical and "color" in self.release,
