@@ -17,7 +17,7 @@ from .restore import restore
 from .stages import LEARNED_STAGES, LOOK_CHOICES, STAGES, Stages
 from .weights import model_version, release_models
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 DEFAULT_QUALITY = 30
 
 __all__ = [
@@ -143,6 +143,7 @@ def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
         "luma_codec": container.luma_codec,
         "hint_layout": container.hint_layout,
         "classical_color": container.classical_color,
+        "deblock_level": container.deblock_level,  # None: a file of format 0.x (spec 3.1)
         "bytes": len(data),
         "bpp": 8 * len(data) / (container.width * container.height),
         "sections": dict(container.section_sizes),

@@ -19,6 +19,7 @@ from construct import (
     Enum,
     GreedyBytes,
     GreedyRange,
+    If,
     Int8ub,
     Int32ub,
     Prefixed,
@@ -33,14 +34,27 @@ from construct import Container as ParsedStruct
 from .errors import FormatError, LimitError
 
 MAGIC = b"NNC"
-FORMAT_VERSION_MAJOR = 0
-FORMAT_VERSION_MINOR = 4
+FORMAT_VERSION_MAJOR = 1
+FORMAT_VERSION_MINOR = 0
+DEBLOCK_LEVEL_SINCE = (1, 0)  # format version from which the header has a deblock_level byte
 TILE_SIDE = 2048
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS
 
 LUMA_SCALES = {"x1": 1, "x2": 2, "x4": 4}
 LUMA_CODECS = {"hevc": 0}
 HINT_LAYOUTS = {"none": 0, "segments": 1, "grid": 2}
+
+
+class FromVersion:
+    """The condition of a header field present from format ``version`` (major, minor) on: called by
+    construct with the header parsed so far (or being built)."""
+
+    def __init__(self, version: tuple[int, int]) -> None:
+        self.version = version
+
+    def __call__(self, context: ParsedStruct) -> bool:
+        return (context.format_version.major, context.format_version.minor) >= self.version
+
 
 # spec 3.1 Header
 Header = Struct(
@@ -58,6 +72,8 @@ Header = Struct(
         "hint_layout" / Enum(BitsInteger(2), **HINT_LAYOUTS) * "color hints layout",
         "classical_color" / BitsInteger(1) * "1: stage 3 runs its classical baseline for this file",
     ) * "coding choices, one byte",
+    "deblock_level" / If(FromVersion(DEBLOCK_LEVEL_SINCE), Int8ub) * "stage 4: 0 off, else the luma PSNR before "
+                                                                      "it in quarter dB (from format 1.0)",
 )
 
 # spec 3.2 Section
@@ -71,7 +87,7 @@ Section = Struct(
 )
 _SectionPrefix = Struct(*Section.subcons[:2])
 _SectionHeadRaw = Struct("tag" / Int8ub, *Section.subcons[1:3])  # any tag, so unknown ones can be skipped
-MAX_HEADER_SIZE = len(MAGIC) + 1 + 4 + 10 + 10 + 1  # VarInts take at most 10 bytes
+MAX_HEADER_SIZE = len(MAGIC) + 1 + 4 + 10 + 10 + 1 + 1  # VarInts take at most 10 bytes
 MAX_SECTION_PREFIX_SIZE = 1 + 10 + 4
 
 # spec 5.2 HevcPicture, 5.1 HevcPlane (luma stream, grid hints)
@@ -149,6 +165,7 @@ class Container:
     hint_layout: str
     sections: dict[str, bytes] = field(default_factory=dict)
     classical_color: bool = False  # the encoder found the classical colorization closer: stage 3 runs it
+    deblock_level: int | None = 0  # stage 4's strength (spec 3.1); None: a file of format 0.x (stage 4 by rate)
     format_version: tuple[int, int] = (FORMAT_VERSION_MAJOR, FORMAT_VERSION_MINOR)
     section_sizes: dict[str, int] = field(default_factory=dict)  # bytes on disk, headers included
     truncated: bool = False  # parsed with partial=True and the file was cut short
@@ -159,14 +176,20 @@ def _scale_name(scale: int) -> str:
 
 
 def build_container(container: Container) -> bytes:
-    """Serialise ``container`` into .nnc bytes; sections are written in spec order: luma, hints, metadata."""
+    """Serialise ``container`` into .nnc bytes in its format version (a parsed file is written back
+    as it was; a new Container gets this nnc's); sections in spec order: luma, hints, metadata.
+    ValueError for a container of format 1.0 or later without a deblock level."""
+    major, minor = container.format_version
+    if (major, minor) >= DEBLOCK_LEVEL_SINCE and container.deblock_level is None:
+        raise ValueError(f"a file of format {major}.{minor} needs a deblock level")
     header = Header.build({
-        "format_version": {"major": FORMAT_VERSION_MAJOR, "minor": FORMAT_VERSION_MINOR},
+        "format_version": {"major": major, "minor": minor},
         "model_version": container.model_version,
         "width": container.width,
         "height": container.height,
         "coding": {"luma_scale": _scale_name(container.luma_scale), "luma_codec": container.luma_codec,
                    "hint_layout": container.hint_layout, "classical_color": int(container.classical_color)},
+        "deblock_level": container.deblock_level,
     })
     pieces = [header]
     unprotected = header  # bytes since the previous section's payload: the CRC covers them too
@@ -218,6 +241,7 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Con
         luma_scale=LUMA_SCALES[str(header.coding.luma_scale)], luma_codec=str(header.coding.luma_codec),
         hint_layout=str(header.coding.hint_layout), classical_color=bool(header.coding.classical_color),
         format_version=(header.format_version.major, header.format_version.minor),
+        deblock_level=header.deblock_level,
     )
     return container, stream.tell()
 

@@ -19,11 +19,11 @@ import numpy as np
 from torch import nn
 
 from . import chroma, format, luma
-from .color import rgb_to_ycbcr, ycbcr_to_rgb
-from .deblock import apply_deblock
+from .color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from .deblock import apply_deblock, deblock_level, level_fits
 from .errors import FormatError
 from .metrics import psnr, squared_error
-from .models import RELEASES
+from .models import REGISTRY, RELEASES
 from .segmentation import segment_luma
 from .stages import Stages
 from .upscale import apply_upscale
@@ -41,6 +41,8 @@ SEGMENT_QUANT_STEPS = (4, 8)
 X265_WINDOW = 6  # x265 qualities tried: within this of the one expected to match lambda...
 X265_LATTICE = 4  # ...and multiples of this: 3 per option, the same ones at neighbouring qualities
 LARGE_IMAGE_PIXELS = 4_000_000  # above this, one x265 quality per option (encode time)
+DEBLOCK_MIN_GAIN = 0.005  # stage 4 is turned on for a file only if it removes this share of the luma's
+                          # squared error (0.02 dB): a smaller gain is not worth its decode time
 
 
 def equivalent_crf(quality: int) -> float:
@@ -114,6 +116,8 @@ class ImageEncoder:
         self._luma_cache: dict = {}
         self._luma_errors: dict = {}  # (scale, x265 quality, stage) -> squared luma error after that decoder stage
         self._upscaled: dict = {}  # (scale, x265 quality) -> stage-2 output
+        self._deblocked: dict = {}  # (scale, x265 quality) -> (deblock level, stage-4 output)
+        self._rounded_luma: np.ndarray | None = None
         self._hint_cache: dict = {}
         self._hint_errors: dict = {}
         self._learned_colors: dict = {}  # (hint key, luma scale, x265 quality) -> learned stage-3 output
@@ -164,9 +168,42 @@ class ImageEncoder:
 
     def decoded_luma(self, candidate: luma.LumaCandidate) -> np.ndarray:
         """(H, W) uint8: the luma the decoder outputs for ``candidate`` (stages 2 and 4)."""
-        return apply_deblock(self.upscaled_luma(candidate), len(candidate.payload), candidate.stream.size,
-                             candidate.scale, lambda: self.stages.network("deblock", self.release),
-                             self.stages.threads)
+        return self._stage4(candidate)[1]
+
+    def chosen_deblock_level(self, candidate: luma.LumaCandidate) -> int:
+        """The file's deblock level for ``candidate`` (spec 3.1): 0 where stage 4 would not bring
+        the luma closer to the source (or the release has no deblocker), else the PSNR in quarter
+        dB of the luma stage 4 receives."""
+        return self._stage4(candidate)[0]
+
+    def _luma_uint8(self) -> np.ndarray:
+        """(H, W) uint8: the source luma rounded, as the deblock level measures it (made once)."""
+        if self._rounded_luma is None:
+            self._rounded_luma = to_uint8(self.luma_plane)
+        return self._rounded_luma
+
+    def _stage4(self, candidate: luma.LumaCandidate) -> tuple[int, np.ndarray]:
+        """(deblock level, (H, W) uint8 stage-4 output) for ``candidate``, the level chosen by
+        analysis by synthesis: the PSNR the decoder is told, or 0 unless the network's output is
+        closer to the source than its input by DEBLOCK_MIN_GAIN (kept; on large images only the latest)."""
+        key = (candidate.scale, candidate.quality)
+        if key not in self._deblocked:
+            upscaled = self.upscaled_luma(candidate)
+            network = self.stages.network("deblock", self.release)
+            level, output = 0, upscaled
+            if network is not None:
+                self._progress(f"quality {self._quality}: deblocking luma x{candidate.scale} "
+                               f"at x265 quality {candidate.quality}")
+                measured = deblock_level(self._luma_uint8(), upscaled)
+                filtered = apply_deblock(upscaled, len(candidate.payload), candidate.stream.size, candidate.scale,
+                                         lambda: network, self.stages.threads, measured)
+                before, after = (squared_error(self.luma_plane, plane) for plane in (upscaled, filtered))
+                if after < (1 - DEBLOCK_MIN_GAIN) * before:
+                    level, output = measured, filtered
+            if self.large:
+                self._deblocked.clear()
+            self._deblocked[key] = (level, output)
+        return self._deblocked[key]
 
     def _colorizer(self) -> nn.Module | None:
         """The network of decoder stage 3 the encoder judges hints by (None: the classical baseline)."""
@@ -279,6 +316,7 @@ class ImageEncoder:
             width=self.width, height=self.height, model_version=model_version(),
             luma_scale=luma_choice.scale, luma_codec="hevc",
             hint_layout=hints.layout if hints else "none", sections=sections, classical_color=classical_color,
+            deblock_level=self.chosen_deblock_level(luma_choice),
         )
         data = format.build_container(container)
         report = EncodeReport(quality, len(data), luma_choice.scale, luma_choice.quality, container.hint_layout,
@@ -307,6 +345,10 @@ def decode_file_bytes(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, 
     progress = progress or (lambda message: None)
     container = format.parse_container(data, max_pixels, partial)
     release = release_models(container.model_version)
+    if "deblock" in release and not level_fits(container.deblock_level,
+                                               REGISTRY[release["deblock"]].hparams["condition_channels"]):
+        raise FormatError(f"the file's deblock level ({container.deblock_level}) does not fit the deblocker of its "
+                          f"model version ({release['deblock']}): the file is corrupt")
     if "luma" not in container.sections:
         raise FormatError("file is truncated: no complete luma section")
     luma_payload = container.sections["luma"]
@@ -329,7 +371,7 @@ def decode_file_bytes(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, 
     colors = chroma.colorize(full_luma, hints, colorizer, stages.threads) if hints else None
     progress("stage 4: deblocking")
     deblocked = apply_deblock(full_luma, len(luma_payload), stream.size, scale,
-                              lambda: stages.network("deblock", release), stages.threads)
+                              lambda: stages.network("deblock", release), stages.threads, container.deblock_level)
     if container.hint_layout == "none":
         return Decoded(deblocked, icc_profile, exif, container.truncated)
     if colors is None:

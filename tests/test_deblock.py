@@ -1,65 +1,104 @@
-"""Stage 4, the deblocking CNN: runs on every decoded image, improves it, and --baseline switches it off.
-
-The newest release has no deblocker (deblock-v1 harms the learned upscaler's output), so these
-tests encode as nnc 0.3 did, with release 1 (model version 78c1ca56): its files decode forever."""
+"""Stage 4, the deblocking CNN: the encoder turns it on where it brings the luma closer to the
+source (the file's deblock level), it runs on every decoded image, and --baseline switches it off."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import codec
-from codec.deblock import deblock_condition
+from codec import format
+from codec.deblock import deblock_condition, deblock_level
 from codec.metrics import psnr
 from conftest import SAMPLE_PHOTO
 
-
-@pytest.fixture(scope="module", autouse=True)
-def release_1():
-    """Encode with release 1 (the deblocker, no upscaler), as nnc 0.3 did."""
-    from codec import pipeline, weights
-
-    with pytest.MonkeyPatch.context() as patch:
-        for module in (pipeline, weights):
-            patch.setattr(module, "RELEASES", module.RELEASES[:2])
-        yield
+QUALITY = 30  # the photo fixture's luma is coded at full size here, where stage 4 pays (0.2 dB)
 
 
 @pytest.fixture(scope="module")
-def low_rate(release_1, photo):
-    """The photo fixture coded at quality 10, and its pixels."""
-    return codec.encode(photo, quality=10), np.asarray(photo)
+def coded(photo):
+    """The photo fixture coded at QUALITY, and its pixels."""
+    return codec.encode(photo, quality=QUALITY), np.asarray(photo)
 
 
-def test_the_learned_deblocker_improves_a_low_rate_decode(low_rate):
-    data, source = low_rate
+def with_level(data: bytes, level: int, model_version: bytes | None = None) -> bytes:
+    """``data`` rewritten with another deblock level (and model version)."""
+    container = format.parse_container(data)
+    container.deblock_level = level
+    if model_version is not None:
+        container.model_version = model_version
+    return format.build_container(container)
+
+
+def test_the_encoder_turns_stage_4_on_where_it_improves_the_decode(coded):
+    data, source = coded
+    assert format.parse_container(data).deblock_level > 0
     learned = np.asarray(codec.decode(data))
     baseline = np.asarray(codec.decode(data, baseline=("deblock",)))
-    assert not np.array_equal(learned, baseline)
     assert psnr(source, learned) > psnr(source, baseline) + 0.02
 
 
-def test_baseline_deblock_is_the_identity_on_the_colorized_image(low_rate):
+def test_the_level_is_the_psnr_of_the_luma_stage_4_receives(coded):
+    from codec.color import rgb_to_ycbcr, to_uint8
+
+    data, source = coded
+    encoder = codec.pipeline.ImageEncoder(source)
+    measured = deblock_level(to_uint8(rgb_to_ycbcr(source)[0]), encoder.upscaled_luma(encoder.choose_luma(QUALITY)))
+    assert format.parse_container(data).deblock_level == measured
+    assert 4 * 25 < measured < 4 * 45  # quarter dB of a luma coded at QUALITY
+
+
+def test_level_0_decodes_as_the_baseline(coded):
+    data, _ = coded
+    off = with_level(data, 0)
+    assert np.array_equal(np.asarray(codec.decode(off)), np.asarray(codec.decode(data, baseline=("deblock",))))
+
+
+def test_the_encoder_writes_level_0_where_the_network_would_harm(photo, monkeypatch):
+    """Analysis by synthesis: a deblocker that adds error is switched off for the file."""
+    from codec import stages
+
+    real_network = stages.Stages.network
+
+    def harmful(self, stage, release):
+        network = real_network(self, stage, release)
+        if stage != "deblock":
+            return network
+        broken = copy.deepcopy(network)
+        with torch.no_grad():
+            broken.tail[1].bias.fill_(0.05)  # every pixel 13 levels too bright
+        return broken
+
+    monkeypatch.setattr(stages.Stages, "network", harmful)
+    data = codec.encode(photo, quality=QUALITY)
+    assert format.parse_container(data).deblock_level == 0
+
+
+def test_baseline_deblock_is_the_identity_on_the_colorized_image(coded):
     """With --baseline deblock (and upscale), stage 4 passes stage 3's output through: the classical decode."""
-    from codec import chroma, format, luma
+    from codec import chroma, luma
     from codec.color import ycbcr_to_rgb
     from codec.upscale import apply_upscale
 
-    data, _ = low_rate
+    data, _ = coded
     container = format.parse_container(data)
     height, width = container.height, container.width
     stream = luma.decode_luma(container.sections["luma"], container.luma_codec, container.luma_scale, height, width)
     full_luma = apply_upscale(stream, height, width, container.luma_scale, len(container.sections["luma"]))
     hints = chroma.read_hints(container.hint_layout, container.sections["hints"], stream, height, width)
     expected = ycbcr_to_rgb(full_luma, *chroma.colorize(full_luma, hints))
-    assert np.array_equal(np.asarray(codec.decode(data, baseline=("deblock", "upscale"))), expected)
+    assert np.array_equal(np.asarray(codec.decode(data, baseline=("deblock", "upscale", "color"))), expected)
 
 
-def test_grayscale_and_partial_decodes_go_through_stage_4(photo, low_rate):
-    gray = codec.encode(photo.convert("L"), quality=10)
+def test_grayscale_and_partial_decodes_go_through_stage_4(photo, coded):
+    gray = codec.encode(photo.convert("L"), quality=QUALITY)
+    assert format.parse_container(gray).deblock_level > 0
     assert not np.array_equal(np.asarray(codec.decode(gray)), np.asarray(codec.decode(gray, baseline=("deblock",))))
-    data, _ = low_rate
+    data, _ = coded
     cut = data[:codec.info(data)["sections"]["luma"] + 40]
     partial = codec.decode(cut, partial=True)
     assert partial.info.get("nnc_partial")
@@ -68,7 +107,8 @@ def test_grayscale_and_partial_decodes_go_through_stage_4(photo, low_rate):
 
 def test_decoding_gives_the_same_bytes_with_one_or_two_threads_and_twice():
     with Image.open(SAMPLE_PHOTO) as image:
-        data = codec.encode(image.convert("RGB").crop((0, 0, 520, 300)), quality=5)  # 3 x 2 tiles of 256
+        data = codec.encode(image.convert("RGB").crop((0, 0, 520, 300)), quality=QUALITY)  # 3 x 2 tiles of 256
+    assert format.parse_container(data).deblock_level > 0
     decoded = [np.asarray(codec.decode(data, threads=threads)).tobytes() for threads in (1, 2, 2)]
     assert decoded[0] == decoded[1] == decoded[2]
     assert decoded[0] != np.asarray(codec.decode(data, baseline=("deblock",))).tobytes()
@@ -82,24 +122,66 @@ def test_the_encoder_judges_candidates_by_the_decoders_real_output(photo):
     gray = np.asarray(photo.convert("L"))
     for stages in (Stages(), Stages(frozenset({"deblock"}))):
         encoder = ImageEncoder(gray, stages=stages)
-        data, _ = encoder.encode(10)
-        assert np.array_equal(encoder.decoded_luma(encoder.choose_luma(10)),
+        data, _ = encoder.encode(QUALITY)
+        assert np.array_equal(encoder.decoded_luma(encoder.choose_luma(QUALITY)),
                               np.asarray(codec.decode(data, baseline=stages)))
+        assert (format.parse_container(data).deblock_level == 0) == ("deblock" in stages.baseline)
 
 
-def test_condition_grows_with_the_rate_and_scale():
+def test_condition_grows_with_the_rate_scale_and_level():
     low, high = deblock_condition(100, 10_000, 1), deblock_condition(1000, 10_000, 1)
-    assert low[0] < high[0] and low[1] == 0.0
+    assert low[0] < high[0] and low[1] == 0.0 and len(low) == 2
     assert deblock_condition(100, 10_000, 4)[1] == 1.0
     assert -1.0 <= deblock_condition(1, 10**9, 1)[0] and deblock_condition(10**9, 1, 1)[0] <= 2.0
+    assert deblock_condition(100, 10_000, 1, 120)[2] == pytest.approx(30 / 50)
+    assert deblock_condition(100, 10_000, 1, 120)[2] < deblock_condition(100, 10_000, 1, 160)[2]
 
 
-def test_files_of_the_classical_release_decode_without_deblocking(low_rate):
-    """A file naming model version e3b0c442 (nnc 0.1) decodes with stage 4 as the identity."""
-    from codec import format
+def test_level_is_the_psnr_in_quarter_db_within_1_to_255():
+    original = np.full((8, 8), 100, np.uint8)
+    decoded = original.copy()
+    decoded[0, 0] = 110  # MSE 100 / 64
+    expected = round(4 * 10 * np.log10(255 ** 2 / (100 / 64)))
+    assert deblock_level(original, decoded) == expected
+    assert deblock_level(original, original) == 255
+    assert deblock_level(np.zeros((2, 2), np.uint8), np.full((2, 2), 255, np.uint8)) == 1
 
-    data, _ = low_rate
+
+def test_files_of_the_classical_release_decode_without_deblocking(coded):
+    """A file naming model version e3b0c442 (nnc 0.1) decodes with stage 4 as the identity, whatever its level."""
+    data, _ = coded
+    old = with_level(data, 200, bytes.fromhex("e3b0c442"))
+    assert np.array_equal(np.asarray(codec.decode(old)),
+                          np.asarray(codec.decode(data, baseline=("deblock", "upscale", "color"))))
+
+
+def test_a_release_without_a_deblocker_ignores_the_level(coded):
+    """Release 8842ad9c (nnc 0.5, 0.6) has stages 2 and 3 learned and no stage 4: any level decodes the same."""
+    from codec.models import RELEASES
+    from codec.weights import release_version
+
+    data, _ = coded
+    version = release_version(RELEASES[3])
+    decoded = [np.asarray(codec.decode(with_level(data, level, version))) for level in (0, 200)]
+    assert np.array_equal(decoded[0], decoded[1])
+
+
+def test_a_level_that_does_not_fit_the_releases_deblocker_is_refused(coded):
+    """A level for deblock-v1 (which takes none) is a corrupt file: one clear error, not a crash."""
+    from codec.models import RELEASES
+    from codec.weights import release_version
+
+    data, _ = coded
+    with pytest.raises(codec.FormatError, match="deblock level"):
+        codec.decode(with_level(data, 100, release_version(RELEASES[1])))
+
+
+def test_a_file_without_a_level_naming_a_deblocker_that_needs_one_is_refused(coded):
+    """A format-0.x header (no level byte) with the newest release's model version: corrupt."""
+    data, _ = coded
     container = format.parse_container(data)
-    container.model_version = bytes.fromhex("e3b0c442")
+    container.format_version, container.deblock_level = (0, 4), None
     old = format.build_container(container)
-    assert np.array_equal(np.asarray(codec.decode(old)), np.asarray(codec.decode(data, baseline=("deblock",))))
+    assert len(old) == len(data) - 1
+    with pytest.raises(codec.FormatError, match="deblock level"):
+        codec.decode(old)

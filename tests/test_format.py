@@ -25,12 +25,25 @@ def test_round_trip_keeps_every_field():
     assert parsed.sections == {"luma": b"L" * 300, "hints": b"HH"}
 
 
+def test_the_deblock_level_is_in_headers_from_format_1_0_on():
+    data = format.build_container(_container(deblock_level=137))
+    assert format.parse_container(data).deblock_level == 137
+    old = format.build_container(_container(deblock_level=None, format_version=(0, 4)))  # as nnc 0.6 wrote it
+    assert len(old) == len(data) - 1 and old[3] == 0x04
+    parsed = format.parse_container(old)
+    assert parsed.deblock_level is None and parsed.sections == {"luma": b"L" * 300, "hints": b"HH"}
+    assert format.build_container(parsed) == old  # written back as it was: its stage 4 keeps its meaning
+    assert codec.info(old)["deblock_level"] is None and codec.info(data)["deblock_level"] == 137
+    with pytest.raises(ValueError, match="deblock level"):
+        format.build_container(_container(deblock_level=None))
+
+
 def test_header_is_small():
     data = format.build_container(_container(sections={}))
-    assert len(data) == 3 + 1 + 4 + 2 + 2 + 1
+    assert len(data) == 3 + 1 + 4 + 2 + 2 + 1 + 1  # magic, version, model, width, height, coding, deblock level
 
 
-@pytest.mark.parametrize("cut", [1, 5, 12, 20, 200, 319])
+@pytest.mark.parametrize("cut", [1, 5, 12, 13, 20, 200, 319])
 def test_truncated_file_is_refused(cut):
     data = format.build_container(_container())
     with pytest.raises(FormatError):
@@ -52,7 +65,7 @@ def test_bad_magic():
 
 def test_newer_major_version_is_refused():
     data = bytearray(format.build_container(_container()))
-    data[3] = 0x10
+    data[3] = 0x20
     with pytest.raises(FormatError, match="newer"):
         format.parse_container(bytes(data))
 

@@ -32,6 +32,8 @@ CASES = {
     "photo_grid_colorize1": (25, release_version(RELEASES[3]).hex()),
     "photo_segments_colorize1": (1, release_version(RELEASES[3]).hex()),
     "photo_fullchroma_colorize1": (70, release_version(RELEASES[3]).hex()),  # format 0.4: Cb, Cr at full size
+    "photo_grid_deblock2": (30, release_version(RELEASES[4]).hex()),  # format 1.0: a deblock level in the header
+    "photo_segments_deblock2": (1, release_version(RELEASES[4]).hex()),
 }
 
 
@@ -82,3 +84,5 @@ def test_every_model_version_has_golden_files_of_both_hint_layouts():
         assert {info["hint_layout"] for info in infos} == {"grid", "segments"}, version
         if "color" in release:  # the colorizer's own output is pinned, not only the classical one
             assert not all(info["classical_color"] for info in infos), version
+        if "deblock" in release:  # the deblocker's own output is pinned, not only level 0's identity
+            assert any(info["deblock_level"] != 0 for info in infos), version

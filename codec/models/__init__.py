@@ -31,6 +31,9 @@ REGISTRY: dict[str, ModelSpec] = {
     "deblock-v1": ModelSpec(Deblocker, "deblock-v1-bf59e780.pt",
                             "bf59e780e368bcfd0d986e75c723f9d32e09d6e91130981e62bda97f55aa9627",
                             {"image_channels": 1, "condition_channels": 2, "channels": 24}),
+    "deblock-v2": ModelSpec(Deblocker, "deblock-v2-ef1131d7.pt",
+                            "ef1131d7806fad07da4c7eaafc471d14786269d7c9b1a4d0b05e7164361fc4a6",
+                            {"image_channels": 1, "condition_channels": 3, "channels": 48}),
     "upscale-v1": ModelSpec(Upscalers, "upscale-v1-4d00bf47.pt",
                             "4d00bf4795c968073bb7a5b6e13e832392edf5e4e6bcbc02e3e8850ad3943508", _UPSCALERS_V1),
     "colorize-v1": ModelSpec(HintColorizer, "colorize-v1-47c27ced.pt",
@@ -51,13 +54,14 @@ REGISTRY: dict[str, ModelSpec] = {
 
 # Stage -> registry key, one dict per release, oldest first. Release 0 (nnc 0.1 and 0.2, model version
 # e3b0c442) runs every stage as its classical baseline; release 1 (nnc 0.3) adds the deblocker;
-# release 2 (nnc 0.4) has the upscaler and no deblocker; release 3 (nnc 0.5) adds the colorizer
-# (see weights/README.md).
+# release 2 (nnc 0.4) has the upscaler and no deblocker; release 3 (nnc 0.5) adds the colorizer;
+# release 4 (nnc 0.7, format 1.0) adds deblock-v2, told by each file how strongly to filter (see weights/README.md).
 RELEASES: tuple[dict[str, str], ...] = (
     {},
     {"deblock": "deblock-v1"},
     {"upscale": "upscale-v1"},  # deblock-v1, trained on bicubic output, harms the upscaler's: -0.06 dB
-    {"upscale": "upscale-v1", "color": "colorize-v1"},  # a deblocker retrained after the upscaler gains nothing
+    {"upscale": "upscale-v1", "color": "colorize-v1"},  # deblock-v1 retrained after the upscaler gained nothing
+    {"upscale": "upscale-v1", "color": "colorize-v1", "deblock": "deblock-v2"},
 )
 
 # Registry key -> {look: registry key}: other renderings of a release's network that a decoder may

@@ -1,6 +1,6 @@
 """Training data for the learned stages, made once with nnc's real encoder and decoder, cached to disk.
 
-    python -m codec.training.data [--data DIR] [--cache DIR] [--jobs 2] [--kinds jpeg,...]
+    python -m codec.training.data [--data DIR] [--cache DIR] [--jobs 2] [--kinds jpeg,...] [--every K]
 
 Photos (never Kodak): ``bsds500/`` JPEGs (q~90) box-downsampled 2x for clean targets, portraits of
 ``train/`` turned upright (ROTATED_TRAIN.tsv); ``extra/`` clean photos box-downsampled 2x more
@@ -230,11 +230,12 @@ def _make(item: tuple[str, Path, int, int], cache: Path, kinds: tuple[str, ...] 
     return name
 
 
-def build_cache(data: Path, cache: Path, jobs: int = 2, kinds: tuple[str, ...] = KINDS) -> None:
-    """Make every missing cache file of ``kinds`` (and of ``codec``, which ``color`` is made from); prints progress."""
+def build_cache(data: Path, cache: Path, jobs: int = 2, kinds: tuple[str, ...] = KINDS, every: int = 1) -> None:
+    """Make every missing cache file of ``kinds`` (and of ``codec``, which ``color`` is made from) for
+    every ``every``-th training photo (in the fixed order of ``training_photos``); prints progress."""
     if "color" in kinds and "codec" not in kinds:
         kinds += ("codec",)
-    photos = training_photos(data)
+    photos = training_photos(data)[::every]
     with ProcessPoolExecutor(jobs) as pool:
         for done, name in enumerate(pool.map(_make, photos, [cache] * len(photos), [kinds] * len(photos)), 1):
             print(f"\r[{done}/{len(photos)}] {name:60.60s}", end="", file=sys.stderr, flush=True)
@@ -249,12 +250,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--kinds", default=",".join(KINDS),
                         help=f"comma-separated kinds of sample to make (default: all, {','.join(KINDS)})")
+    parser.add_argument("--every", type=int, default=1, metavar="K",
+                        help="only every K-th photo (a spread subset, for kinds that take hours to make)")
     args = parser.parse_args(argv)
     kinds = tuple(args.kinds.split(","))
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         parser.error(f"unknown kind {', '.join(unknown)}: choose from {', '.join(KINDS)}")
-    build_cache(args.data, args.cache, args.jobs, kinds)
+    if args.every < 1:
+        parser.error("--every must be at least 1")
+    build_cache(args.data, args.cache, args.jobs, kinds, args.every)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,19 @@
 """Trains the deblocking CNN: ``codec`` weights (decoder stage 4) or ``jpeg`` weights (``nnc restore``).
 
-    python -m codec.training.data                       # once: the cached training samples
-    python -m codec.training.deblock --set codec --steps 4000
-    python -m codec.training.deblock --set codec --steps 4000 --export weights/
+    python -m codec.training.data --kinds codec          # once: the cached training samples
+    python -m codec.training.deblock --set codec --init deblock-v1 --lr 5e-4 --steps 8000
+    python -m codec.training.deblock --set codec --init deblock-v1 --lr 5e-4 --steps 8000 --export weights/
     python -m codec.training.deblock --set jpeg --channels 48 --init deblock_jpeg-v1 --steps 9000
 
 Random 64x64 crops (rotated and flipped) of the cached samples, batch 16, Adam with a cosine
-learning rate over ``--steps``, fixed seed, MSE loss. ``codec`` samples are those of at most
-TRAIN_MAX_BPP luma bits per pixel (the decoder's gate, DEBLOCK_MAX_BPP, was then set on the
-validation photos: see weights/README.md).
+learning rate over ``--steps``, fixed seed, MSE loss. ``codec`` samples are nnc's decoded luma at
+every cached quality, each with its condition as the decoder reads it from the file: rate, scale
+and the deblock level (the luma's PSNR before stage 4, as the encoder writes it).
 A checkpoint every 250 steps (``--checkpoints``, outside the repository) lets an interrupted run
 resume where it stopped. Validation: the PSNR gain over the network's input on the held-out
-photos, per quality band. ``--export DIR`` writes the final state (the end of the learning-rate
-schedule) as ``<model_id>-v<N>-<sha256[:8]>.pt`` and prints its digest.
+photos, per quality band, and ``switched``: the mean gain where the encoder turns stage 4 off for
+an image it would harm (level 0). ``--export DIR`` writes the final state (the end of the
+learning-rate schedule) as ``<model_id>-v<N>-<sha256[:8]>.pt`` and prints its digest.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 
 from ..color import reduced_size, rgb_to_ycbcr
-from ..deblock import deblock_condition
+from ..deblock import deblock_condition, deblock_level
 from ..models.deblocker import Deblocker
 from ..restore import restore_condition
 from ..runtime import run_network
@@ -36,10 +37,9 @@ from ..weights import load_model
 from .common import add_training_arguments, cosine_schedule, export_weights, optimise, psnr, run_steps
 
 SETS = {  # weight set -> (model id, network hyperparameters)
-    "codec": ("deblock", {"image_channels": 1, "condition_channels": 2, "channels": 24}),
+    "codec": ("deblock", {"image_channels": 1, "condition_channels": 3, "channels": 48}),
     "jpeg": ("deblock_jpeg", {"image_channels": 3, "condition_channels": 1, "channels": 24}),
 }
-TRAIN_MAX_BPP = 0.3  # codec samples above this many luma bits per pixel are left out
 
 
 @dataclass
@@ -58,7 +58,7 @@ def _planes(pixels: np.ndarray) -> np.ndarray:
     return planes / np.float32(255.0)
 
 
-def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = TRAIN_MAX_BPP) -> list[Sample]:
+def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = math.inf) -> list[Sample]:
     """Every cached sample of ``weight_set`` ("codec" or "jpeg") in ``split`` ("train" or "val");
     ``codec`` samples only up to ``max_bpp`` luma bits per pixel."""
     samples = []
@@ -74,7 +74,8 @@ def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = TRAI
                         continue
                     scale = int(data["scale"][index])
                     stream_pixels = math.prod(reduced_size(height, width, scale))
-                    condition = deblock_condition(int(data["luma_bytes"][index]), stream_pixels, scale)
+                    level = deblock_level(data["original"], data["decoded"][index])
+                    condition = deblock_condition(int(data["luma_bytes"][index]), stream_pixels, scale, level)
                 else:
                     condition = restore_condition(float(data["estimated_quality"][index]))
                 samples.append(Sample(_planes(data["decoded"][index]), target, condition, quality))
@@ -108,7 +109,8 @@ def random_batch(samples: list[Sample], rng: np.random.Generator, batch: int,
 
 
 def validate(network: nn.Module, samples: list[Sample]) -> dict[str, float]:
-    """Mean PSNR gain (dB, on [0, 1] planes) of the network's output over its input, per quality band."""
+    """Mean PSNR gain (dB, on [0, 1] planes) of the network's output over its input, per quality band,
+    and "switched": the mean over every sample of the gain, or 0 where it is negative (the encoder's level 0)."""
     network.eval()
     gains: dict[str, list[float]] = {}
     for sample in samples:
@@ -118,6 +120,7 @@ def validate(network: nn.Module, samples: list[Sample]) -> dict[str, float]:
         band = "q<=10" if sample.quality <= 10 else "q<=25" if sample.quality <= 25 else "q>25"
         gains.setdefault(band, []).append(gain)
         gains.setdefault("all", []).append(gain)
+        gains.setdefault("switched", []).append(max(gain, 0.0))
     network.train()
     return {band: float(np.mean(values)) for band, values in sorted(gains.items())}
 
@@ -146,7 +149,7 @@ def widen_into(network: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
           crop: int = 64, learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2,
-          max_bpp: float = TRAIN_MAX_BPP, init: str | None = None, channels: int | None = None) -> dict:
+          max_bpp: float = math.inf, init: str | None = None, channels: int | None = None) -> dict:
     """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}.
 
     max_bpp: ``codec`` samples above this many luma bits per pixel are left out. init: a registry
@@ -189,8 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     add_training_arguments(parser)
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--max-bpp", type=float, default=TRAIN_MAX_BPP,
-                        help="codec samples above this many luma bits per pixel are left out")
+    parser.add_argument("--max-bpp", type=float, default=math.inf,
+                        help="codec samples above this many luma bits per pixel are left out (default: none)")
     parser.add_argument("--init", metavar="MODEL",
                         help="start a new run from this model's weights (widened to --channels), e.g. deblock-v1")
     parser.add_argument("--channels", type=int, help="hidden width (default: the set's own, in SETS)")
