@@ -6,8 +6,9 @@ the luma section's bits per coded sample, the luma scale and, from format 1.0 on
 deblock level (spec 3.1): the luma's PSNR before stage 4 as the encoder measured it, in quarter
 dB, so the network knows how much error there is to remove (two photos coded at the same rate
 can differ by 10 dB); level 0 turns the stage off, which the encoder writes where the network
-would not bring the luma closer to the source. Chroma is left as colorized: its hints are
-smooth and its error small.
+would not bring the luma closer to the source by enough to be worth its decode time
+(``pipeline.DEBLOCK_MIN_GAIN``). Chroma is left as colorized: its hints are smooth and its
+error small.
 Files of format 0.x have no level: stage 4 runs where the luma has at most DEBLOCK_MAX_BPP
 bits per pixel (the gate of release 78c1ca56, the only one of those with a deblocker).
 """
