@@ -1,8 +1,8 @@
 """Trains the deblocking CNN: ``codec`` weights (decoder stage 4) or ``jpeg`` weights (``nnc restore``).
 
     python -m codec.training.data --kinds codec          # once: the cached training samples
-    python -m codec.training.deblock --set codec --init deblock-v1 --lr 5e-4 --steps 8000
-    python -m codec.training.deblock --set codec --init deblock-v1 --lr 5e-4 --steps 8000 --export weights/
+    python -m codec.training.deblock --set codec --init deblock-v1 --lr 5e-4 --steps 10000
+    python -m codec.training.deblock --set codec --init deblock-v1 --lr 5e-4 --steps 10000 --export weights/ --version 2
     python -m codec.training.deblock --set jpeg --channels 48 --init deblock_jpeg-v1 --steps 9000
 
 Random 64x64 crops (rotated and flipped) of the cached samples, batch 16, Adam with a cosine
