@@ -22,6 +22,7 @@ import numpy as np
 from torch import nn
 
 from .color import to_uint8
+from .metrics import psnr
 from .runtime import run_network
 from .upscale import rate_condition
 
@@ -33,10 +34,9 @@ LEVEL_SCALE_DB = 50.0  # the network's level input is the PSNR over this
 def deblock_level(original: np.ndarray, decoded: np.ndarray) -> int:
     """The deblock level (1..255) of the (H, W) uint8 ``decoded`` luma against its (H, W) uint8
     ``original``: their PSNR in quarter dB, rounded (255 for 63.75 dB and more)."""
-    error = float(np.mean((original.astype(np.float32) - decoded.astype(np.float32)) ** 2))
-    if error == 0:
+    decibels = psnr(original, decoded)
+    if math.isinf(decibels):
         return 255
-    decibels = 10.0 * math.log10(255.0 ** 2 / error)
     return int(min(max(round(LEVEL_STEPS_PER_DB * decibels), 1), 255))
 
 

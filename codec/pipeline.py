@@ -197,8 +197,7 @@ class ImageEncoder:
                 measured = deblock_level(self._luma_uint8(), upscaled)
                 filtered = apply_deblock(upscaled, len(candidate.payload), candidate.stream.size, candidate.scale,
                                          lambda: network, self.stages.threads, measured)
-                before, after = (squared_error(self.luma_plane, plane) for plane in (upscaled, filtered))
-                if after < (1 - DEBLOCK_MIN_GAIN) * before:
+                if squared_error(self.luma_plane, filtered) < (1 - DEBLOCK_MIN_GAIN) * self._luma_error(candidate, 2):
                     level, output = measured, filtered
             if self.large:
                 self._deblocked.clear()
