@@ -1,7 +1,7 @@
 """Quality step by step: file size and PSNR-RGB of each image at every quality, and every step where either falls.
 
     python benchmarks/quality_steps.py [FOLDER] [--out benchmarks/results/kodak] [--images N] [--qualities 1-100]
-                                       [--against benchmarks/results/kodak/nnc.json]
+                                       [--against benchmarks/results/kodak/nnc.json] [--jobs 2]
 
 One ``ImageEncoder`` per image (its RGB pixels, without metadata) codes every quality in the
 range, coding each candidate once as a ``--target-size`` search does: the same files
@@ -9,7 +9,8 @@ range, coding each candidate once as a ``--target-size`` search does: the same f
 lower PSNR: each such step is listed. ``--against`` an nnc JSON of ``benchmarks/run.py`` (an
 earlier version's run) compares the two at that run's qualities: mean bpp and PSNR-RGB, and the
 BD-rate of this version against it. Writes quality_steps.json after each image (a rerun skips
-the images it holds for the same qualities) and quality_steps.md in ``--out``.
+the images it holds for the same qualities and the same nnc: version and model version) and
+quality_steps.md in ``--out``. ``--jobs N`` sweeps N images at once, each with one torch thread.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import codec  # noqa: E402
 from codec.pipeline import ImageEncoder  # noqa: E402
+from codec.stages import Stages  # noqa: E402
+from codec.weights import model_version  # noqa: E402
 from metrics import bd_rate  # noqa: E402
 from report import stage_benchmark_arguments  # noqa: E402
 
@@ -42,9 +47,9 @@ def _range(text: str) -> list[int]:
     return list(range(first, last + 1))
 
 
-def sweep(image: Image.Image, qualities: list[int]) -> list[dict]:
+def sweep(image: Image.Image, qualities: list[int], threads: int | None = None) -> list[dict]:
     """Per quality: bytes, PSNR-RGB (dB) and what the encoder chose."""
-    encoder = ImageEncoder(np.asarray(image))
+    encoder = ImageEncoder(np.asarray(image), stages=Stages(threads=threads))
     rows = []
     for quality in qualities:
         report = encoder.encode(quality)[1]
@@ -52,6 +57,19 @@ def sweep(image: Image.Image, qualities: list[int]) -> list[dict]:
                      "luma_scale": report.luma_scale, "luma_quality": report.luma_quality,
                      "hints": report.hint_layout, "hint_params": report.hint_params})
     return rows
+
+
+def nnc_version() -> str:
+    """The encoder a sweep measures: nnc's version and the model version it writes."""
+    return f"{codec.__version__} {model_version().hex()}"
+
+
+def sweep_file(path: Path, qualities: list[int], threads: int | None = None) -> dict:
+    """One image's sweep: {"rows", "falls", "seconds", "nnc"}."""
+    started = time.perf_counter()
+    with Image.open(path) as image:
+        rows = sweep(image.convert("RGB"), qualities, threads)
+    return {"rows": rows, "falls": falls(rows), "seconds": time.perf_counter() - started, "nnc": nnc_version()}
 
 
 def falls(rows: list[dict]) -> list[dict]:
@@ -88,9 +106,17 @@ def comparison(results: dict, pixels: dict[str, int], earlier: dict) -> list[str
     return lines
 
 
+def _jobs(text: str) -> int:
+    """A job count: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--jobs wants a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qualities", type=_range, default=_range("1-100"), help="a range of qualities, e.g. 1-40")
     parser.add_argument("--against", type=Path, help="an earlier nnc JSON of benchmarks/run.py to compare with")
+    parser.add_argument("--jobs", type=_jobs, default=1, help="images swept at once (each with one torch thread)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,20 +124,28 @@ def main(argv: list[str] | None = None) -> None:
     saved = args.out / "quality_steps.json"
     results = json.loads(saved.read_text()) if saved.exists() else {}
     args.out.mkdir(parents=True, exist_ok=True)
-    for path in paths:
-        if [row["quality"] for row in results.get(path.name, {}).get("rows", [])] == args.qualities:
-            continue  # measured by an earlier run
-        started = time.perf_counter()
-        with Image.open(path) as image:
-            rows = sweep(image.convert("RGB"), args.qualities)
-        results[path.name] = {"rows": rows, "falls": falls(rows), "seconds": time.perf_counter() - started}
-        print(f"{path.name}: {len(results[path.name]['falls'])} falls, {results[path.name]['seconds']:.0f} s",
-              file=sys.stderr, flush=True)
+    todo = [path for path in paths  # not measured by an earlier run of this nnc at these qualities
+            if [row["quality"] for row in results.get(path.name, {}).get("rows", [])] != args.qualities
+            or results[path.name].get("nnc") != nnc_version()]
+
+    def save(path: Path, result: dict) -> None:
+        results[path.name] = result
+        print(f"{path.name}: {len(result['falls'])} falls, {result['seconds']:.0f} s", file=sys.stderr, flush=True)
         saved.write_text(json.dumps(results, separators=(",", ":")) + "\n")  # 100 rows an image: compact
+
+    if args.jobs == 1:
+        for path in todo:
+            save(path, sweep_file(path, args.qualities))
+    else:
+        with ProcessPoolExecutor(args.jobs) as pool:  # each image saved as soon as it is done
+            futures = {pool.submit(sweep_file, path, args.qualities, 1): path for path in todo}
+            for future in as_completed(futures):
+                save(futures[future], future.result())
     results = {path.name: results[path.name] for path in paths}
     steps = sum(len(result["rows"]) - 1 for result in results.values())
     listed = [(name, fall) for name, result in results.items() for fall in result["falls"]]
     lines = [f"# Quality step by step on {len(results)} images of {args.folder.name}", "",
+             f"nnc {nnc_version()} (version, model version).", "",
              f"Qualities {args.qualities[0]}..{args.qualities[-1]}, every step: {len(listed)} of {steps} steps "
              "give a smaller file or a lower PSNR-RGB.", ""]
     if listed:

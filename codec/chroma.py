@@ -27,6 +27,8 @@ from .runtime import run_network
 from .segmentation import Segmentation, segment_luma
 from .upscale import rate_condition
 
+KEEP_MEAN_STEPS = 16  # a keep_mean colorizer's output is shifted in sixteenths of a level (exact sums)
+
 
 @dataclass
 class Hints:
@@ -248,11 +250,30 @@ def refine_colors(model: nn.Module, luma: np.ndarray, classical: tuple[np.ndarra
                   condition: tuple[float, ...], threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The learned part of stage 3: (Cb, Cr), each (H, W) uint8, the ``HintColorizer`` ``model``'s
     correction of the ``classical`` (Cb, Cr) ((H, W) uint8 each) guided by the (H, W) uint8 luma;
-    condition: ``colorize_condition`` of the hints. Planes are edge-padded to the model's fold."""
+    condition: ``colorize_condition`` of the hints. Planes are edge-padded to the model's fold; a
+    model with ``keep_mean`` has its correction's mean over the image taken away (``_keep_mean``)."""
     height, width = luma.shape
     fold = model.scale
     padding = ((0, -height % fold), (0, -width % fold))
     planes = np.stack([np.pad(plane, padding, mode="edge") for plane in (luma, *classical)])
     output = run_network(model, planes.astype(np.float32) / np.float32(255.0), condition, threads)
-    return tuple(to_uint8(plane[:height, :width] * np.float32(255.0)) for plane in output)
+    output = output[:, :height, :width] * np.float32(255.0)
+    if getattr(model, "keep_mean", False):
+        return _keep_mean(output, classical)
+    return tuple(to_uint8(plane) for plane in output)
+
+
+def _keep_mean(output: np.ndarray, classical: tuple[np.ndarray, np.ndarray] | np.ndarray,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(Cb, Cr) (H, W) uint8 from the network's (2, H, W) float32 output (sample units), each plane
+    shifted so that its mean is the ``classical`` plane's to within 1/32 of a level, in integer
+    sixteenths of a level (spec, stage 3): no network cast, the same bytes everywhere."""
+    pixels = output.shape[1] * output.shape[2]
+    sixteenths = np.rint(output * np.float32(KEEP_MEAN_STEPS)).astype(np.int64)
+    planes = []
+    for values, reference in zip(sixteenths, classical):
+        excess = int(values.sum()) - KEEP_MEAN_STEPS * int(reference.sum(dtype=np.int64))
+        shift = (2 * excess + pixels) // (2 * pixels)  # excess / pixels rounded, halves up
+        planes.append(np.clip((values - shift + KEEP_MEAN_STEPS // 2) // KEEP_MEAN_STEPS, 0, 255).astype(np.uint8))
+    return planes[0], planes[1]
 

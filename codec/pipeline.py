@@ -43,6 +43,9 @@ X265_LATTICE = 4  # ...and multiples of this: 3 per option, the same ones at nei
 LARGE_IMAGE_PIXELS = 4_000_000  # above this, one x265 quality per option (encode time)
 DEBLOCK_MIN_GAIN = 0.005  # stage 4 is turned on for a file only if it removes this share of the luma's
                           # squared error (0.02 dB): a smaller gain is not worth its decode time
+DEBLOCK_SCALES = (1,)  # luma scales the encoder tries stage 4 at. Kodak, 10 images at qualities 5, 10, 16
+                       # with it tried at every scale: no x2/x4 luma chosen got a level, no choice changed,
+                       # and 71 of 84 full-size network runs were on x2/x4 finalists (about 2 s an encode)
 
 
 def equivalent_crf(quality: int) -> float:
@@ -172,8 +175,8 @@ class ImageEncoder:
 
     def chosen_deblock_level(self, candidate: luma.LumaCandidate) -> int:
         """The file's deblock level for ``candidate`` (spec 3.1): 0 where stage 4 would not bring
-        the luma closer to the source (or the release has no deblocker), else the PSNR in quarter
-        dB of the luma stage 4 receives."""
+        the luma closer to the source, for luma coded at a scale not in DEBLOCK_SCALES, or if the
+        release has no deblocker; else the PSNR in quarter dB of the luma stage 4 receives."""
         return self._stage4(candidate)[0]
 
     def _luma_uint8(self) -> np.ndarray:
@@ -185,11 +188,12 @@ class ImageEncoder:
     def _stage4(self, candidate: luma.LumaCandidate) -> tuple[int, np.ndarray]:
         """(deblock level, (H, W) uint8 stage-4 output) for ``candidate``, the level chosen by
         analysis by synthesis: the PSNR the decoder is told, or 0 unless the network's output is
-        closer to the source than its input by DEBLOCK_MIN_GAIN (kept; on large images only the latest)."""
+        closer to the source than its input by DEBLOCK_MIN_GAIN, or for a luma scale not in
+        DEBLOCK_SCALES (kept; on large images only the latest)."""
         key = (candidate.scale, candidate.quality)
         if key not in self._deblocked:
             upscaled = self.upscaled_luma(candidate)
-            network = self.stages.network("deblock", self.release)
+            network = self.stages.network("deblock", self.release) if candidate.scale in DEBLOCK_SCALES else None
             level, output = 0, upscaled
             if network is not None:
                 self._progress(f"quality {self._quality}: deblocking luma x{candidate.scale} "

@@ -77,6 +77,7 @@ def test_quality_steps_lists_every_step_where_size_or_psnr_falls(run_module, tmp
     result = json.loads((tmp_path / "out" / "quality_steps.json").read_text())
     assert [row["quality"] for row in result["a.png"]["rows"]] == [29, 30, 31]
     assert "Qualities 29..31" in (tmp_path / "out" / "quality_steps.md").read_text()
+    assert result["a.png"]["nnc"] == quality_steps.nnc_version()
     earlier = {"versions": {"nnc": "0.1"}, "points": [
         {"image": "a.png", "quality": q, "bpp": {"file": 8 * row["bytes"] / (32 * 48) * 1.1}, "psnr_rgb": row["psnr"]}
         for q, row in zip((29, 30, 31), result["a.png"]["rows"])]}  # the same PSNR for 10 % more bits
@@ -85,3 +86,25 @@ def test_quality_steps_lists_every_step_where_size_or_psnr_falls(run_module, tmp
     for wrong in ("40-1", "0-5", "x"):
         with pytest.raises(SystemExit):
             quality_steps.main([str(tmp_path), "--qualities", wrong])
+
+
+def test_quality_steps_sweeps_again_what_another_nnc_measured(run_module, tmp_path):
+    """A rerun keeps the images this nnc swept and remeasures those of an earlier version (its
+    encoder chose otherwise), with two images at once as with ``--jobs 2``."""
+    import quality_steps
+
+    for seed, name in ((5, "a.png"), (6, "b.png")):
+        Image.fromarray(synthetic_rgb(32, 48, seed=seed)).save(tmp_path / name)
+    out = tmp_path / "out"
+    quality_steps.main([str(tmp_path), "--out", str(out), "--qualities", "5-6", "--jobs", "2"])
+    saved = json.loads((out / "quality_steps.json").read_text())
+    measured = json.loads(json.dumps({name: saved[name]["rows"] for name in ("a.png", "b.png")}))
+    saved["a.png"]["nnc"] = "0.6.0 8842ad9c"  # an earlier encoder's sweep
+    for name in saved:
+        for row in saved[name]["rows"]:
+            row["bytes"] = -1  # marks the rows kept from the file
+    (out / "quality_steps.json").write_text(json.dumps(saved))
+    quality_steps.main([str(tmp_path), "--out", str(out), "--qualities", "5-6"])
+    again = json.loads((out / "quality_steps.json").read_text())
+    assert again["a.png"]["rows"] == measured["a.png"] and again["a.png"]["nnc"] == quality_steps.nnc_version()
+    assert [row["bytes"] for row in again["b.png"]["rows"]] == [-1, -1]

@@ -78,6 +78,24 @@ def test_the_encoder_writes_level_0_where_the_network_would_harm(photo, monkeypa
     assert format.parse_container(data).deblock_level == 0
 
 
+def test_the_encoder_does_not_run_stage_4_on_reduced_luma(photo, monkeypatch):
+    """At x2/x4 the encoder writes level 0 without spending a full-size network run on any of those
+    candidates (encode time; on Kodak the upscaled luma never earned a level: DEBLOCK_SCALES)."""
+    from codec import pipeline
+
+    scales = []  # the luma scale of each stage-4 run
+    real_apply = pipeline.apply_deblock
+    monkeypatch.setattr(pipeline, "apply_deblock", lambda luma, luma_bytes, pixels, scale, *args, **kwargs:
+                        scales.append(scale) or real_apply(luma, luma_bytes, pixels, scale, *args, **kwargs))
+    encoder = pipeline.ImageEncoder(np.asarray(photo))
+    data, _ = encoder.encode(1)
+    container = format.parse_container(data)
+    assert container.luma_scale > 1 and container.deblock_level == 0
+    runs = len(scales)  # runs on full-size finalists at quality 1, if any
+    data, _ = encoder.encode(QUALITY)  # full-size luma: judged after stage 4 as before
+    assert len(scales) > runs and set(scales) == {1} and format.parse_container(data).deblock_level > 0
+
+
 def test_baseline_deblock_is_the_identity_on_the_colorized_image(coded):
     """With --baseline deblock (and upscale), stage 4 passes stage 3's output through: the classical decode."""
     from codec import chroma, luma

@@ -34,6 +34,8 @@ CASES = {
     "photo_fullchroma_colorize1": (70, release_version(RELEASES[3]).hex()),  # format 0.4: Cb, Cr at full size
     "photo_grid_deblock2": (30, release_version(RELEASES[4]).hex()),  # format 1.0: a deblock level in the header
     "photo_segments_deblock2": (1, release_version(RELEASES[4]).hex()),
+    "photo_grid_colorize2": (55, release_version(RELEASES[5]).hex()),  # full-size luma: stage 4 on
+    "photo_segments_colorize2": (1, release_version(RELEASES[5]).hex()),
 }
 
 

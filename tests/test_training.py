@@ -155,6 +155,18 @@ def test_the_colorizer_cache_holds_hints_coded_as_the_encoder_codes_them(tiny_ca
         assert spacings == [0.25, 0.5, 0.75]
 
 
+def test_a_colorizer_run_starts_from_the_released_weights(tiny_cache, tmp_path):
+    """--init colorize-v1: the run starts from the released network (a step at learning rate 0
+    leaves it as released; a fresh net would be the classical colorization) and trains from there."""
+    cache, _ = tiny_cache
+    released = weights.load_model("colorize-v1").state_dict()
+    start = colorize.train(1, cache, tmp_path / "a", batch=2, crop=16, validate_every=1, init="colorize-v1",
+                           learning_rate=0.0)
+    assert all(torch.equal(start["state"][name], tensor) for name, tensor in released.items())
+    moved = colorize.train(2, cache, tmp_path / "b", batch=2, crop=16, validate_every=1, init="colorize-v1")
+    assert not torch.equal(moved["state"]["tail.0.weight"], released["tail.0.weight"])
+
+
 def test_colorizer_training_resumes_and_exports_a_loadable_weight_file(tiny_cache, tmp_path, capsys, monkeypatch):
     cache, _ = tiny_cache
     checkpoints = tmp_path / "checkpoints"

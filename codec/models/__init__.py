@@ -39,6 +39,9 @@ REGISTRY: dict[str, ModelSpec] = {
     "colorize-v1": ModelSpec(HintColorizer, "colorize-v1-47c27ced.pt",
                              "47c27ced52733a05b64cbc213dece39e3b90701eb69c5d7c67d379ad5a5d4ace",
                              {"fold": 4, "condition_channels": 3, "channels": 40, "blocks": 4}),
+    "colorize-v2": ModelSpec(HintColorizer, "colorize-v2-eb58c9ae.pt",
+                             "eb58c9ae9edc6826b9e1ce76d13470d7c9a1958907e84226f3a936fc2ea35c74",
+                             {"fold": 4, "condition_channels": 3, "channels": 40, "blocks": 4, "keep_mean": True}),
     # the perceptual look of upscale-v1 (LOOKS): in no release, since no file needs it
     "upscale_perceptual-v1": ModelSpec(Upscalers, "upscale_perceptual-v1-120f0203.pt",
                                        "120f0203363cd3416384c8ed3d58b2648789050cfddc7dd8386f666e624539c9",
@@ -55,13 +58,15 @@ REGISTRY: dict[str, ModelSpec] = {
 # Stage -> registry key, one dict per release, oldest first. Release 0 (nnc 0.1 and 0.2, model version
 # e3b0c442) runs every stage as its classical baseline; release 1 (nnc 0.3) adds the deblocker;
 # release 2 (nnc 0.4) has the upscaler and no deblocker; release 3 (nnc 0.5) adds the colorizer;
-# release 4 (nnc 0.7, format 1.0) adds deblock-v2, told by each file how strongly to filter (see weights/README.md).
+# release 4 (nnc 0.7, format 1.0) adds deblock-v2, told by each file how strongly to filter (see weights/README.md);
+# release 5 (nnc 0.8) has colorize-v2, colorize-v1 trained further.
 RELEASES: tuple[dict[str, str], ...] = (
     {},
     {"deblock": "deblock-v1"},
     {"upscale": "upscale-v1"},  # deblock-v1, trained on bicubic output, harms the upscaler's: -0.06 dB
     {"upscale": "upscale-v1", "color": "colorize-v1"},  # deblock-v1 retrained after the upscaler gained nothing
     {"upscale": "upscale-v1", "color": "colorize-v1", "deblock": "deblock-v2"},
+    {"upscale": "upscale-v1", "color": "colorize-v2", "deblock": "deblock-v2"},
 )
 
 # Registry key -> {look: registry key}: other renderings of a release's network that a decoder may

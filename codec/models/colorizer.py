@@ -24,6 +24,10 @@ class HintColorizer(nn.Module):
         condition_channels (int, default 3): constant planes describing the hints.
         channels (int, default 40): width of the hidden layers.
         blocks (int, default 4): residual blocks.
+        keep_mean (bool, default False): how stage 3 applies the network (``forward`` ignores it):
+            its correction is made zero-mean over the whole image, so the colorization keeps the
+            classical one's mean Cb and Cr, the hints' own; tiles cannot see the whole image, so
+            ``codec.chroma.refine_colors`` does it.
 
     Tensor contract: ``forward(image, condition)`` with image (N, 3, H, W) float32 in [0, 1] (luma,
     classical Cb, classical Cr), H and W multiples of ``fold``, and condition (N, condition_channels)
@@ -33,8 +37,10 @@ class HintColorizer(nn.Module):
 
     out_channels = 2
 
-    def __init__(self, fold: int = 4, condition_channels: int = 3, channels: int = 40, blocks: int = 4) -> None:
+    def __init__(self, fold: int = 4, condition_channels: int = 3, channels: int = 40, blocks: int = 4,
+                 keep_mean: bool = False) -> None:
         super().__init__()
+        self.keep_mean = keep_mean
         self.scale = fold  # the runtime aligns tiles to it
         self.RADIUS = fold * (2 * blocks + 3)  # 3x3 convs at 1/fold resolution: head, blocks, fuse, tail
         self.unshuffle = nn.PixelUnshuffle(fold)

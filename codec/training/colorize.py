@@ -3,13 +3,19 @@
     python -m codec.training.data                        # once: the cached training samples
     python -m codec.training.colorize --steps 6000
     python -m codec.training.colorize --steps 6000 --export weights/
+    python -m codec.training.colorize --init colorize-v1 --lr 5e-4 --steps 18000 \
+        --checkpoints ~/.cache/nnc/train/checkpoints-colorize-v2   # v2, from v1 (weights/README.md)
+
+A run with ``--init`` wants a checkpoint folder of its own: a checkpoint found there is resumed,
+whatever it started from.
 
 Each step: a batch of random 128x128 crops (aligned to the network's fold, rotated and flipped)
 of the cached ``color/`` samples, the input the decoded full-size luma and the classical
 colorization of one hint variant (grid thumbnail at 1/2, 1/4 or 1/8, or segment hints), the
 target the original Cb and Cr; MSE. Adam with a cosine learning rate over ``--steps``, fixed
 seed, a checkpoint every 250 steps (``--checkpoints``, outside the repository) to resume from.
-Validation: the PSNR-CbCr gain of ``codec.chroma.colorize`` (the decoder's own code) over the
+Validation: the PSNR-CbCr gain of ``codec.chroma.refine_colors`` (the decoder's own code, with
+``keep_mean``, which training leaves out: it is a whole-image shift) over the
 classical colorization on the held-out photos, per layout and thumbnail factor. ``--export DIR``
 writes the final state as ``colorize-v<N>-<sha256[:8]>.pt``.
 """
@@ -28,10 +34,11 @@ from torch import nn
 from ..chroma import refine_colors
 from ..metrics import psnr
 from ..models.colorizer import HintColorizer
+from ..weights import load_model
 from .common import add_training_arguments, cosine_schedule, export_weights, optimise, random_crops, run_steps
 
 MODEL_ID = "colorize"
-HPARAMS = {"fold": 4, "condition_channels": 3, "channels": 40, "blocks": 4}
+HPARAMS = {"fold": 4, "condition_channels": 3, "channels": 40, "blocks": 4, "keep_mean": True}
 CROP = 128
 
 
@@ -83,11 +90,16 @@ def validate(network: HintColorizer, samples: list[Sample]) -> dict[str, float]:
 
 
 def train(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16, crop: int = CROP,
-          learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2) -> dict:
-    """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}."""
+          learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2, init: str | None = None) -> dict:
+    """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}.
+
+    init: a registry key (e.g. "colorize-v1") whose weights a new run starts from (default: a fresh
+    network, which colorizes as the classical baseline does)."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     network = HintColorizer(**HPARAMS)
+    if init:
+        network.load_state_dict(load_model(init).state_dict())
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     schedule = cosine_schedule(optimizer, steps)
     parts = {"network": network, "optimizer": optimizer, "schedule": schedule}
@@ -106,7 +118,7 @@ def train(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int 
 
     step, validation = run_steps(steps, train_step, lambda: validate(network, val_samples),
                                  checkpoints / f"{MODEL_ID}.pt", parts, rng, validate_every,
-                                 {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed})
+                                 {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed, "init": init})
     return {"step": step, "validation": validation, "state": network.state_dict()}
 
 
@@ -116,9 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     add_training_arguments(parser)
     parser.add_argument("--crop", type=int, default=CROP)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--init", metavar="MODEL", help="start a new run from this model's weights, e.g. colorize-v1")
     args = parser.parse_args(argv)
     final = train(args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop, args.lr,
-                  args.validate_every)
+                  args.validate_every, init=args.init)
     print(f"step {final['step']}, validation gain (dB) {final['validation']}")
     if args.export:
         export_weights(final["state"], MODEL_ID, args.export, args.version)
