@@ -258,7 +258,7 @@ def refine_colors(model: nn.Module, luma: np.ndarray, classical: tuple[np.ndarra
     planes = np.stack([np.pad(plane, padding, mode="edge") for plane in (luma, *classical)])
     output = run_network(model, planes.astype(np.float32) / np.float32(255.0), condition, threads)
     output = output[:, :height, :width] * np.float32(255.0)
-    if getattr(model, "keep_mean", False):
+    if model.keep_mean:
         return _keep_mean(output, classical)
     return tuple(to_uint8(plane) for plane in output)
 
