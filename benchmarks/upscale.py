@@ -5,7 +5,8 @@
 1. PSNR-Y of every image's luma at x2 and x4: bicubic, the fidelity net and (if released) the
    perceptual one, on the clean downsampled stream and on the stream HEVC-coded at the x265
    quality the encoder tries at nnc qualities 1, 5, 10 and 20; the gradient-energy ratio of
-   each output to the original (1 is as detailed as the original, below 1 blurred).
+   each output to the original (1 is as detailed as the original, below 1 blurred) and the
+   strength of a grid of the scale's period in its error (levels, ``metrics.grid_strength``).
 2. Luma alone, at equal luma bits: mean rate-PSNR-Y curves of x1, x2 (bicubic and learned) and x4
    over a grid of x265 qualities, and the bits per pixel below which x2 beats x1 (crossover).
 3. Seconds (median of 5, 2 threads) of stage 2 alone: x2 of a 384x256 stream, x4 of a 192x128 one.
@@ -30,7 +31,7 @@ import codec  # noqa: E402
 from codec import format, hevc  # noqa: E402
 from codec.color import rgb_to_ycbcr, to_uint8, upsample_bicubic  # noqa: E402
 from codec.luma import luma_stream  # noqa: E402
-from codec.metrics import gradient_energy, psnr  # noqa: E402
+from codec.metrics import gradient_energy, grid_strength, psnr  # noqa: E402
 from codec.models import LOOKS, RELEASES  # noqa: E402
 from codec.pipeline import x265_qualities  # noqa: E402
 from codec.upscale import apply_upscale  # noqa: E402
@@ -64,7 +65,8 @@ def _outputs(stream: np.ndarray, shape: tuple[int, int], scale: int, luma_bytes:
 
 
 def psnr_rows(lumas: list[np.ndarray], networks: dict) -> list[dict]:
-    """Per scale and input (clean, or coded at the x265 quality of an nnc quality): mean PSNR-Y and detail ratio."""
+    """Per scale and input (clean, or coded at the x265 quality of an nnc quality): mean PSNR-Y, detail
+    ratio and grid strength."""
     rows = []
     for scale in (2, 4):
         inputs = [("clean", None)] + [(f"nnc q{q}", q) for q in NNC_QUALITIES]
@@ -82,6 +84,7 @@ def psnr_rows(lumas: list[np.ndarray], networks: dict) -> list[dict]:
                 for look, output in _outputs(stream, luma.shape, scale, luma_bytes, networks).items():
                     scores.setdefault(look, []).append(psnr(original, output))
                     scores.setdefault(f"{look} detail", []).append(gradient_energy(output) / gradient_energy(original))
+                    scores.setdefault(f"{look} grid", []).append(grid_strength(original, output, scale))
             rows.append({"scale": scale, "input": label, **{k: float(np.mean(v)) for k, v in scores.items()}})
             print(f"x{scale} {label}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()
                                                      if isinstance(v, float)), file=sys.stderr)
@@ -167,11 +170,13 @@ def main(argv: list[str] | None = None) -> None:
     looks = list(networks)
     lines = [f"# Upscaler (stage 2) on {len(images)} images of {args.folder.name}", "",
              "Mean PSNR-Y (dB) of the luma upscaled from its stream; in brackets the gradient energy of the "
-             "output over the original's (detail kept: 1 = as much as the original).", "",
+             "output over the original's (detail kept: 1 = as much as the original) and the grid in its error "
+             "(levels: the RMS of the error's mean per phase of the scale's period).", "",
              "| scale | input | luma bpp | bicubic | " + " | ".join(looks) + " | gain (fidelity) |",
              "|---|---|---|---|" + "---|" * len(looks) + "---|"]
     for row in results["psnr"]:
-        cells = [f"{row[look]:.2f} ({row[f'{look} detail']:.2f})" for look in ("bicubic", *looks)]
+        cells = [f"{row[look]:.2f} ({row[f'{look} detail']:.2f}, {row[f'{look} grid']:.2f})"
+                 for look in ("bicubic", *looks)]
         lines.append(f"| x{row['scale']} | {row['input']} | {row['bpp']:.4f} | " + " | ".join(cells)
                      + f" | {row['fidelity'] - row['bicubic']:+.2f} |")
     crossover = results["crossover_bpp"]

@@ -45,3 +45,15 @@ def gradient_energy(plane: np.ndarray) -> float:
     values = plane.astype(np.float64)
     horizontal, vertical = np.diff(values, axis=1), np.diff(values, axis=0)
     return float((np.sum(horizontal**2) + np.sum(vertical**2)) / max(horizontal.size + vertical.size, 1))
+
+
+def grid_strength(reference: np.ndarray, decoded: np.ndarray, period: int) -> float:
+    """How strongly a (H, W) decoded plane carries an error pattern repeating every ``period``
+    samples in both directions (the grid a sub-pixel convolution can leave), in 8-bit levels: the
+    RMS over the period x period phases of each phase's mean error, about the mean of all phases."""
+    error = decoded.astype(np.float64) - reference.astype(np.float64)
+    height, width = error.shape[0] // period * period, error.shape[1] // period * period
+    if not height or not width:
+        raise ValueError(f"a {error.shape} plane holds no whole {period}x{period} period")
+    phases = error[:height, :width].reshape(height // period, period, width // period, period).mean(axis=(0, 2))
+    return float(np.sqrt(np.mean((phases - phases.mean()) ** 2)))

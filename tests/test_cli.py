@@ -16,6 +16,7 @@ from PIL import Image
 import cli
 import codec
 from codec import files
+from codec.models import RELEASES
 from conftest import icc_profile, synthetic_rgb
 
 README = Path(__file__).parents[1] / "README.md"
@@ -40,7 +41,7 @@ def test_encode_decode_info(workdir):
     assert Image.open(workdir / "a_out.png").size == (48, 32)
     result = run("info", workdir / "a.nnc")
     assert result.exit_code == 0 and f"model_version: {codec.weights.model_version().hex()}" in result.output
-    assert "width: 48" in result.output and "decoder_models: upscale upscale-v1" in result.output
+    assert "width: 48" in result.output and f"decoder_models: upscale {RELEASES[-1]['upscale']}" in result.output
 
 
 def test_existing_output_is_kept_without_force(workdir, monkeypatch):

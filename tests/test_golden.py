@@ -36,12 +36,17 @@ CASES = {
     "photo_segments_deblock2": (1, release_version(RELEASES[4]).hex()),
     "photo_grid_colorize2": (55, release_version(RELEASES[5]).hex()),  # full-size luma: stage 4 on
     "photo_segments_colorize2": (1, release_version(RELEASES[5]).hex()),
+    "photo_grid_upscale2": (55, release_version(RELEASES[6]).hex()),
+    "photo_segments_upscale2": (1, release_version(RELEASES[6]).hex()),
+    "photo_x4_upscale2": (1, release_version(RELEASES[6]).hex()),  # 256x192: luma at x4
 }
+# file stem -> the box of the sample photo it encodes, where not the default 192x128 corner
+BOXES = {"photo_x4_upscale2": (0, 0, 256, 192)}
 
 
-def _source() -> Image.Image:
+def _source(stem: str) -> Image.Image:
     with Image.open(SAMPLE_PHOTO) as image:
-        return image.convert("RGB").crop((0, 0, 192, 128))
+        return image.convert("RGB").crop(BOXES.get(stem, (0, 0, 192, 128)))
 
 
 def _digest(image: Image.Image) -> str:
@@ -55,7 +60,7 @@ def digests() -> dict:
     if os.environ.get("NNC_REGEN_GOLDEN"):
         for stem, (quality, version) in CASES.items():
             if version == model_version().hex():
-                data = codec.encode(_source(), quality=quality)
+                data = codec.encode(_source(stem), quality=quality)
                 (GOLDEN / f"{stem}.nnc").write_bytes(data)
                 recorded[stem] = _digest(codec.decode(data))
         (GOLDEN / "digests.json").write_text(json.dumps(recorded, indent=1) + "\n")
@@ -86,5 +91,9 @@ def test_every_model_version_has_golden_files_of_both_hint_layouts():
         assert {info["hint_layout"] for info in infos} == {"grid", "segments"}, version
         if "color" in release:  # the colorizer's own output is pinned, not only the classical one
             assert not all(info["classical_color"] for info in infos), version
+        if "upscale" in release:  # the upscaler's own output is pinned: a luma stream at reduced size
+            assert any(info["luma_scale"] != 1 for info in infos), version
+            if release["upscale"] != "upscale-v1":  # and both of its nets (upscale-v1's x4 predates this rule)
+                assert {info["luma_scale"] for info in infos} >= {2, 4}, version
         if "deblock" in release:  # the deblocker's own output is pinned, not only level 0's identity
             assert any(info["deblock_level"] != 0 for info in infos), version

@@ -10,12 +10,12 @@ import torch
 from PIL import Image
 
 from codec import weights
-from codec.models import REGISTRY, ModelSpec
+from codec.models import REGISTRY, RELEASES, ModelSpec
 from codec.models.colorizer import HintColorizer
 from codec.models.deblocker import Deblocker
 from codec.models.sr_net import Upscalers
 from codec.training import colorize, data, deblock, upscale
-from codec.training.common import export_weights
+from codec.training.common import CheckpointError, export_weights
 from conftest import synthetic_rgb
 
 
@@ -119,7 +119,7 @@ def test_upscaler_training_resumes_and_exports_a_loadable_weight_file(tiny_cache
     upscale.train(2, cache, checkpoints, batch=2, validate_every=1, crops=crops)
     final = upscale.train(3, cache, checkpoints, batch=2, validate_every=1, crops=crops)
     assert "resumed at step 2" in capsys.readouterr().err
-    assert final["step"] == 3 and {"x2 all", "x4 all", "x2 detail"} <= set(final["validation"])
+    assert final["step"] == 3 and {"x2 all", "x4 all", "x2 detail", "x2 grid"} <= set(final["validation"])
     path = export_weights({name: value.half() for name, value in final["state"].items()}, "upscale", tmp_path, 9)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     monkeypatch.setitem(REGISTRY, "upscale-v9", ModelSpec(Upscalers, path.name, digest, upscale.HPARAMS))
@@ -129,14 +129,50 @@ def test_upscaler_training_resumes_and_exports_a_loadable_weight_file(tiny_cache
     assert torch.equal(network.for_scale(4).tail[0].weight, final["state"]["nets.x4.tail.0.weight"].half().float())
 
 
+def test_a_deeper_upscaler_run_starts_from_the_released_weights_unchanged(tiny_cache, tmp_path, capsys):
+    """--init upscale-v1 into HPARAMS' deeper x2 net: the new residual blocks start as the identity,
+    so the deepened networks compute what upscale-v1 does, and train from there; its checkpoint
+    continues only a run from the same weights."""
+    cache, _ = tiny_cache
+    released = weights.load_model("upscale-v1")
+    deeper = Upscalers(x2={"channels": 32, "blocks": 6}, x4={"channels": 48, "blocks": 6})
+    upscale.deepen_into(deeper, released.state_dict())
+    image, condition = torch.rand(2, 1, 32, 32), torch.tensor([[0.1], [0.4]])
+    with torch.no_grad():
+        assert torch.allclose(deeper.for_scale(2)(image, condition), released.for_scale(2)(image, condition),
+                              atol=1e-6)
+        assert not torch.allclose(released.for_scale(2)(image, condition), image, atol=1e-3)  # no bicubic
+    with pytest.raises(ValueError, match="does not fit"):
+        upscale.deepen_into(Upscalers(x2={"channels": 40, "blocks": 6}, x4={"channels": 48, "blocks": 6}),
+                            released.state_dict())
+    run = {"cache": cache, "checkpoints": tmp_path, "batch": 2, "validate_every": 1, "crops": {2: 16, 4: 16}}
+    final = upscale.train(1, **run, init="upscale-v1")
+    for name, value in released.state_dict().items():  # one step of Adam at 1e-3 from upscale-v1's weights
+        assert torch.allclose(final["state"][name], value, atol=2e-3), name
+    with pytest.raises(CheckpointError, match="init 'upscale-v1', not None"):
+        upscale.train(2, **run)
+    assert upscale.train(2, **run, init="upscale-v1")["step"] == 2
+    assert "resumed at step 1" in capsys.readouterr().err
+
+
+def test_the_grid_loss_sees_phases_offset_against_each_other_and_nothing_else():
+    target = torch.rand(2, 1, 16, 16)
+    grid = torch.zeros(1, 1, 4, 4)
+    grid[..., 0, 0] = 0.16  # one phase of the 4x4 sub-pixel grid brighter: its deviation 0.15, the others' 0.01
+    assert upscale.phase_error(target + grid.repeat(1, 1, 4, 4), target, 4).item() == pytest.approx(0.3 / 16)
+    assert upscale.phase_error(target + 0.1, target, 4).item() == pytest.approx(0.0, abs=1e-7)  # an offset
+    noise = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.05  # error, no grid
+    assert upscale.phase_error(target + noise, target, 4) < 0.5 * noise.abs().mean()
+
+
 def test_perceptual_fine_tuning_starts_from_the_released_upscaler_and_resumes(tiny_cache, tmp_path, capsys):
     cache, _ = tiny_cache
     checkpoints, crops = tmp_path / "checkpoints", {2: 16, 4: 16}
     upscale.train_perceptual(1, cache, checkpoints, batch=2, validate_every=1, crops=crops)
     final = upscale.train_perceptual(2, cache, checkpoints, batch=2, validate_every=1, crops=crops)
     assert "resumed at step 1" in capsys.readouterr().err
-    assert final["step"] == 2 and "x4 detail" in final["validation"]
-    released = weights.load_model("upscale-v1").state_dict()
+    assert final["step"] == 2 and {"x4 detail", "x4 grid"} <= set(final["validation"])
+    released = weights.load_model(RELEASES[-1]["upscale"]).state_dict()
     changed = [name for name, value in final["state"].items() if not torch.equal(value, released[name])]
     assert changed and set(final["state"]) == set(released)
 

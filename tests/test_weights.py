@@ -10,7 +10,7 @@ import torch
 
 from codec import weights
 from codec.errors import ModelMismatchError, WeightsError
-from codec.models import REGISTRY, RELEASES, ModelSpec
+from codec.models import LOOKS, REGISTRY, RELEASES, ModelSpec
 from codec.models.deblocker import Deblocker
 
 
@@ -84,6 +84,14 @@ def test_every_shipped_weight_file_matches_the_registry_and_sha256sums():
         assert weights.file_sha256(folder / spec.weight_file) == spec.sha256 == listed[spec.weight_file], key
         assert spec.weight_file.startswith(key + "-") and spec.weight_file.endswith(f"{spec.sha256[:8]}.pt")
         assert (folder / spec.weight_file).stat().st_size <= 1 << 20
+
+
+def test_every_look_is_the_network_of_the_model_it_renders():
+    """A look swaps weights, not the network: --look on a file of any release must load and run."""
+    for key, looks in LOOKS.items():
+        for look_key in looks.values():
+            assert (REGISTRY[look_key].cls, REGISTRY[look_key].hparams) == (REGISTRY[key].cls, REGISTRY[key].hparams)
+            assert not any(look_key in release.values() for release in RELEASES), look_key
 
 
 def test_release_versions_are_distinct_and_the_first_is_the_classical_one():

@@ -26,6 +26,8 @@ class ModelSpec:
 
 _UPSCALERS_V1 = {"x2": {"condition_channels": 1, "channels": 32, "blocks": 4},
                  "x4": {"condition_channels": 1, "channels": 48, "blocks": 6}}  # both looks of upscale-v1
+_UPSCALERS_V2 = {"x2": {"condition_channels": 1, "channels": 32, "blocks": 6},
+                 "x4": {"condition_channels": 1, "channels": 48, "blocks": 6}}  # upscale-v1's x2 two blocks deeper
 
 REGISTRY: dict[str, ModelSpec] = {
     "deblock-v1": ModelSpec(Deblocker, "deblock-v1-bf59e780.pt",
@@ -36,6 +38,8 @@ REGISTRY: dict[str, ModelSpec] = {
                             {"image_channels": 1, "condition_channels": 3, "channels": 48}),
     "upscale-v1": ModelSpec(Upscalers, "upscale-v1-4d00bf47.pt",
                             "4d00bf4795c968073bb7a5b6e13e832392edf5e4e6bcbc02e3e8850ad3943508", _UPSCALERS_V1),
+    "upscale-v2": ModelSpec(Upscalers, "upscale-v2-897110e5.pt",
+                            "897110e598e5dec1bef014aee5bbdbc1ae383abaf7191bc21efed8b5fd5e5d33", _UPSCALERS_V2),
     "colorize-v1": ModelSpec(HintColorizer, "colorize-v1-47c27ced.pt",
                              "47c27ced52733a05b64cbc213dece39e3b90701eb69c5d7c67d379ad5a5d4ace",
                              {"fold": 4, "condition_channels": 3, "channels": 40, "blocks": 4}),
@@ -46,6 +50,10 @@ REGISTRY: dict[str, ModelSpec] = {
     "upscale_perceptual-v1": ModelSpec(Upscalers, "upscale_perceptual-v1-120f0203.pt",
                                        "120f0203363cd3416384c8ed3d58b2648789050cfddc7dd8386f666e624539c9",
                                        _UPSCALERS_V1),
+    # the perceptual look of upscale-v2, fine-tuned with a loss against a sub-pixel grid
+    "upscale_perceptual-v2": ModelSpec(Upscalers, "upscale_perceptual-v2-11e196b3.pt",
+                                       "11e196b3c43bf8f3834645f46f219a7c01e9cae0ae1e1311d8909a2460a553f4",
+                                       _UPSCALERS_V2),
     # nnc restore (JPEG files): in no release, since it decodes no .nnc file
     "deblock_jpeg-v1": ModelSpec(Deblocker, "deblock_jpeg-v1-8681bc53.pt",
                                  "8681bc536ec86407ac686d17499289f4b24450541479470d8698625a71102cfc",
@@ -59,7 +67,8 @@ REGISTRY: dict[str, ModelSpec] = {
 # e3b0c442) runs every stage as its classical baseline; release 1 (nnc 0.3) adds the deblocker;
 # release 2 (nnc 0.4) has the upscaler and no deblocker; release 3 (nnc 0.5) adds the colorizer;
 # release 4 (nnc 0.7, format 1.0) adds deblock-v2, told by each file how strongly to filter (see weights/README.md);
-# release 5 (nnc 0.8) has colorize-v2, colorize-v1 trained further.
+# release 5 (nnc 0.8) has colorize-v2, colorize-v1 trained further; release 6 (nnc 0.9) has upscale-v2,
+# upscale-v1 deepened at x2 and trained further (deblock-v2 unchanged: stage 4 runs only on full-size luma).
 RELEASES: tuple[dict[str, str], ...] = (
     {},
     {"deblock": "deblock-v1"},
@@ -67,10 +76,12 @@ RELEASES: tuple[dict[str, str], ...] = (
     {"upscale": "upscale-v1", "color": "colorize-v1"},  # deblock-v1 retrained after the upscaler gained nothing
     {"upscale": "upscale-v1", "color": "colorize-v1", "deblock": "deblock-v2"},
     {"upscale": "upscale-v1", "color": "colorize-v2", "deblock": "deblock-v2"},
+    {"upscale": "upscale-v2", "color": "colorize-v2", "deblock": "deblock-v2"},
 )
 
 # Registry key -> {look: registry key}: other renderings of a release's network that a decoder may
 # choose (``--look``). They change no file and no model version, so they can be added at any time.
-LOOKS: dict[str, dict[str, str]] = {"upscale-v1": {"perceptual": "upscale_perceptual-v1"}}
+LOOKS: dict[str, dict[str, str]] = {"upscale-v1": {"perceptual": "upscale_perceptual-v1"},
+                                    "upscale-v2": {"perceptual": "upscale_perceptual-v2"}}
 
 __all__ = ["LOOKS", "REGISTRY", "RELEASES", "ModelSpec", "Deblocker", "HintColorizer", "Upscalers"]

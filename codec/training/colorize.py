@@ -6,8 +6,8 @@
     python -m codec.training.colorize --init colorize-v1 --lr 5e-4 --steps 18000 \
         --checkpoints ~/.cache/nnc/train/checkpoints-colorize-v2   # v2, from v1 (weights/README.md)
 
-A run with ``--init`` wants a checkpoint folder of its own: a checkpoint found there is resumed,
-whatever it started from.
+A checkpoint is resumed only by a run with the same ``--init``: a run from other weights is
+refused there (each run its own ``--checkpoints`` folder).
 
 Each step: a batch of random 128x128 crops (aligned to the network's fold, rotated and flipped)
 of the cached ``color/`` samples, the input the decoded full-size luma and the classical
@@ -35,7 +35,15 @@ from ..chroma import refine_colors
 from ..metrics import psnr
 from ..models.colorizer import HintColorizer
 from ..weights import load_model
-from .common import add_training_arguments, cosine_schedule, export_weights, optimise, random_crops, run_steps
+from .common import (
+    CheckpointError,
+    add_training_arguments,
+    cosine_schedule,
+    export_weights,
+    optimise,
+    random_crops,
+    run_steps,
+)
 
 MODEL_ID = "colorize"
 HPARAMS = {"fold": 4, "condition_channels": 3, "channels": 40, "blocks": 4, "keep_mean": True}
@@ -118,7 +126,8 @@ def train(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int 
 
     step, validation = run_steps(steps, train_step, lambda: validate(network, val_samples),
                                  checkpoints / f"{MODEL_ID}.pt", parts, rng, validate_every,
-                                 {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed, "init": init})
+                                 {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed, "init": init},
+                                 fixed=("init",))
     return {"step": step, "validation": validation, "state": network.state_dict()}
 
 
@@ -130,8 +139,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--init", metavar="MODEL", help="start a new run from this model's weights, e.g. colorize-v1")
     args = parser.parse_args(argv)
-    final = train(args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop, args.lr,
-                  args.validate_every, init=args.init)
+    try:
+        final = train(args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop, args.lr,
+                      args.validate_every, init=args.init)
+    except CheckpointError as error:
+        parser.error(str(error))
     print(f"step {final['step']}, validation gain (dB) {final['validation']}")
     if args.export:
         export_weights(final["state"], MODEL_ID, args.export, args.version)

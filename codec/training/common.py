@@ -37,13 +37,25 @@ def save_checkpoint(path: Path, parts: dict, rng: np.random.Generator, step: int
     temporary.replace(path)
 
 
-def resume(path: Path, parts: dict, rng: np.random.Generator, settings: dict) -> tuple[int, dict]:
+class CheckpointError(ValueError):
+    """A checkpoint was written by a run that this one cannot continue (another start or network)."""
+
+
+def resume(path: Path, parts: dict, rng: np.random.Generator, settings: dict,
+           fixed: tuple[str, ...] = ()) -> tuple[int, dict]:
     """Load the checkpoint at ``path`` into ``parts`` and ``rng``, if there is one (saying so, and
     which of ``settings`` differ from the run that wrote it); returns (step, validation): (0, {})
-    for a fresh start."""
+    for a fresh start. CheckpointError, before anything is loaded, if one of the ``fixed``
+    settings (the weights a run starts from, the network's shape) differs."""
     if not path.exists():
         return 0, {}
     checkpoint = torch.load(path, weights_only=False)
+    written = checkpoint.get("settings", {})
+    clashes = [f"{name} {written.get(name)!r}, not {settings.get(name)!r}" for name in fixed
+               if written.get(name) != settings.get(name)]
+    if clashes:
+        raise CheckpointError(f"{path} was written by a run with {'; '.join(clashes)}: "
+                              "give this run a checkpoint folder of its own (--checkpoints)")
     for name, part in parts.items():
         part.load_state_dict(checkpoint[name])
     rng.bit_generator.state = checkpoint["rng"]
@@ -59,14 +71,15 @@ def resume(path: Path, parts: dict, rng: np.random.Generator, settings: dict) ->
 
 def run_steps(steps: int, train_step: Callable[[], dict[str, float]], validate: Callable[[], dict[str, float]],
               checkpoint: Path, parts: dict, rng: np.random.Generator, validate_every: int,
-              settings: dict) -> tuple[int, dict[str, float]]:
+              settings: dict, fixed: tuple[str, ...] = ()) -> tuple[int, dict[str, float]]:
     """Resume ``parts`` and ``rng`` from the ``checkpoint`` file if there is one, then call
     ``train_step`` (one optimisation step; returns its losses by name) up to ``steps``, with a
     progress line of the running losses, ``validate`` every ``validate_every`` steps and at the
     end, and a checkpoint every CHECKPOINT_EVERY steps and at the end (with ``settings``, the
-    run's batch, learning rate..., compared on resume). Returns the step reached
+    run's batch, learning rate..., compared on resume; the ``fixed`` ones must match: see
+    ``resume``). Returns the step reached
     (more than ``steps`` if the checkpoint was already past it) and the last validation."""
-    step, validation = resume(checkpoint, parts, rng, settings)
+    step, validation = resume(checkpoint, parts, rng, settings, fixed)
     if step == 0:
         print(f"step 0 validation: {validate()}", file=sys.stderr)
     started, start_step, running = time.monotonic(), step, {}

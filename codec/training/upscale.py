@@ -3,6 +3,8 @@
     python -m codec.training.data                        # once: the cached training samples
     python -m codec.training.upscale --steps 12000
     python -m codec.training.upscale --steps 12000 --export weights/
+    python -m codec.training.upscale --init upscale-v1 --lr 5e-4 --steps 10000 \
+        --checkpoints ~/.cache/nnc/train/checkpoints-upscale-v2
     python -m codec.training.upscale --look perceptual --steps 2000 --export weights/
 
 Each step: a batch of random crops for each scale (96x96 full-size pixels at x2, 128x128 at x4,
@@ -19,6 +21,7 @@ which fine-tunes the released fidelity weights adversarially: see ``train_percep
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +31,14 @@ import torch
 from torch import nn
 
 from ..color import upsample_bicubic
-from ..metrics import gradient_energy, psnr
+from ..metrics import gradient_energy, grid_strength, psnr
 from ..models import RELEASES
 from ..models.sr_net import Discriminator, Upscalers
 from ..stages import LOOK_CHOICES
 from ..upscale import apply_upscale, rate_condition
 from ..weights import load_model
 from .common import (
+    CheckpointError,
     CropSource,
     add_training_arguments,
     cosine_schedule,
@@ -46,7 +50,7 @@ from .common import (
 from .data import UPSCALE_SCALES
 
 MODEL_ID = "upscale"
-HPARAMS = {"x2": {"condition_channels": 1, "channels": 32, "blocks": 4},  # x2: 0.2 s on a 384x256 stream
+HPARAMS = {"x2": {"condition_channels": 1, "channels": 32, "blocks": 6},  # x2: 0.27 s on a 384x256 stream
            "x4": {"condition_channels": 1, "channels": 48, "blocks": 6}}  # x4: 0.17 s on 192x128
 CROPS = {2: 96, 4: 128}  # full-size crop side per scale
 
@@ -99,7 +103,8 @@ def _band(x265_quality: int) -> str:
 
 def validate(networks: Upscalers, samples: dict[int, list[Sample]]) -> dict[str, float]:
     """Mean PSNR-Y gain (dB) of the decoder's learned stage 2 over bicubic, per scale and x265 quality
-    band, and per scale the gradient energy of its output over the original's ("x2 detail")."""
+    band; per scale the gradient energy of its output over the original's ("x2 detail") and the
+    strength of a grid of the scale's period in its error, in levels ("x2 grid", ``grid_strength``)."""
     networks.eval()
     gains: dict[str, list[float]] = {}
     for scale, scale_samples in samples.items():
@@ -111,17 +116,42 @@ def validate(networks: Upscalers, samples: dict[int, list[Sample]]) -> dict[str,
             gains.setdefault(f"x{scale} all", []).append(gain)
             gains.setdefault(f"x{scale} detail", []).append(gradient_energy(output)
                                                             / max(gradient_energy(sample.target), 1e-12))
+            gains.setdefault(f"x{scale} grid", []).append(grid_strength(sample.target, output, scale))
     networks.train()
     return {band: float(np.mean(values)) for band, values in sorted(gains.items())}
 
 
+def deepen_into(networks: Upscalers, state: dict[str, torch.Tensor]) -> None:
+    """Load ``state``, the weights of upscalers with the same widths and fewer residual blocks, into
+    ``networks`` so that they compute the same function: every layer ``state`` has is copied, and each
+    block it lacks starts as the identity (the block's last conv at zero; its first conv keeps its
+    random initialisation, so the block learns from there). ValueError if a layer does not fit."""
+    target = networks.state_dict()
+    for name, old in state.items():
+        if name not in target or target[name].shape != old.shape:
+            raise ValueError(f"{name}: {tuple(old.shape)} does not fit into these networks")
+        target[name] = old
+    for name in set(target) - set(state):
+        if ".blocks." not in name:
+            raise ValueError(f"{name}: only residual blocks may be new")
+        if ".body.2." in name:
+            target[name] = torch.zeros_like(target[name])
+    networks.load_state_dict(target)
+
+
 def train(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
           learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2,
-          crops: dict[int, int] = CROPS) -> dict:
-    """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}."""
+          crops: dict[int, int] = CROPS, init: str | None = None) -> dict:
+    """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}.
+
+    init: a registry key (e.g. "upscale-v1") whose weights a new run starts from, deepened to
+    HPARAMS by ``deepen_into`` (default: fresh networks). A checkpoint is resumed only by a run
+    with the same ``init`` and HPARAMS (CheckpointError otherwise: each run its own folder)."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     networks = Upscalers(**HPARAMS)
+    if init:
+        deepen_into(networks, load_model(init).state_dict())
     optimizer = torch.optim.Adam(networks.parameters(), lr=learning_rate)
     schedule = cosine_schedule(optimizer, steps)
     parts = {"network": networks, "optimizer": optimizer, "schedule": schedule}
@@ -143,21 +173,32 @@ def train(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int 
         return {f"{name} mse": loss.item() for name, loss in losses.items()}
 
     step, validation = run_steps(steps, train_step, lambda: validate(networks, val_samples), latest, parts, rng,
-                                 validate_every, {"batch": batch, "crops": crops, "lr": learning_rate, "seed": seed})
+                                 validate_every, {"batch": batch, "crops": crops, "lr": learning_rate, "seed": seed,
+                                                  "init": init, **HPARAMS}, fixed=("init", *HPARAMS))
     return {"step": step, "validation": validation, "state": networks.state_dict()}
+
+
+def phase_error(output: torch.Tensor, target: torch.Tensor, scale: int) -> torch.Tensor:
+    """The grid loss: mean absolute deviation of each crop's mean error per phase (each of the
+    scale x scale sub-pixel positions) from the crop's mean error. A sub-pixel convolution
+    pushed by a discriminator tends to offset its phases against each other: a visible grid.
+    output, target: (N, 1, H, W) float32, H and W multiples of ``scale``; returns a scalar."""
+    phases = nn.functional.pixel_unshuffle(output - target, scale).mean(dim=(2, 3))  # (N, scale**2)
+    return (phases - phases.mean(dim=1, keepdim=True)).abs().mean()
 
 
 def train_perceptual(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
                      learning_rate: float = 1e-4, adversarial_weight: float = 1e-2, feature_weight: float = 1e-1,
-                     validate_every: int = 500, threads: int = 2, crops: dict[int, int] = CROPS) -> dict:
+                     grid_weight: float = 1.0, validate_every: int = 500, threads: int = 2,
+                     crops: dict[int, int] = CROPS) -> dict:
     """Fine-tune the newest release's fidelity weights adversarially, as SRGAN does, against a
     small ``Discriminator`` per scale trained alongside; the generator's loss is L1 + adversarial_weight
     * the adversarial loss + feature_weight * L1 between the discriminator's features of the output
-    and of the original (feature matching: no downloaded network). Resumable like ``train``."""
+    and of the original (feature matching: no downloaded network) + grid_weight * ``phase_error``.
+    Resumable like ``train``."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    networks = Upscalers(**HPARAMS)
-    networks.load_state_dict(load_model(RELEASES[-1]["upscale"]).state_dict())
+    networks = copy.deepcopy(load_model(RELEASES[-1]["upscale"]))
     discriminators = nn.ModuleDict({f"x{scale}": Discriminator() for scale in UPSCALE_SCALES})
     generator_optimizer = torch.optim.Adam(networks.parameters(), lr=learning_rate, betas=(0.5, 0.999))
     discriminator_optimizer = torch.optim.Adam(discriminators.parameters(), lr=learning_rate, betas=(0.5, 0.999))
@@ -185,7 +226,8 @@ def train_perceptual(steps: int, cache: Path, checkpoints: Path, seed: int = 0, 
             content = nn.functional.l1_loss(output, targets)
             matching = sum(nn.functional.l1_loss(fake, real) for fake, real in zip(fake_features, real_features))
             g_loss = (content + adversarial_weight * bce(fake_logits, torch.ones_like(fake_logits))
-                      + feature_weight * matching / len(fake_features))
+                      + feature_weight * matching / len(fake_features)
+                      + grid_weight * phase_error(output, targets, scale))
             optimise(g_loss, generator_optimizer)
             for name, loss in (("l1", content), ("generator", g_loss), ("discriminator", d_loss)):
                 losses[name] += loss.item() / len(UPSCALE_SCALES)
@@ -194,7 +236,8 @@ def train_perceptual(steps: int, cache: Path, checkpoints: Path, seed: int = 0, 
     step, validation = run_steps(steps, train_step, lambda: validate(networks, val_samples), latest, parts, rng,
                                  validate_every, {"batch": batch, "crops": crops, "lr": learning_rate, "seed": seed,
                                                   "adversarial_weight": adversarial_weight,
-                                                  "feature_weight": feature_weight})
+                                                  "feature_weight": feature_weight, "grid_weight": grid_weight,
+                                                  "init": RELEASES[-1]["upscale"]}, fixed=("init",))
     return {"step": step, "validation": validation, "state": networks.state_dict()}
 
 
@@ -202,16 +245,23 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: train, resume or export the upscaler weights."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--look", choices=LOOK_CHOICES, default="fidelity",
-                        help="fidelity: train from scratch (MSE); perceptual: fine-tune upscale-v1 adversarially")
+                        help="fidelity: train (MSE); perceptual: fine-tune the newest release's upscaler adversarially")
     add_training_arguments(parser)
     parser.add_argument("--lr", type=float, help="learning rate (default 1e-3 fidelity, 1e-4 perceptual)")
+    parser.add_argument("--init", metavar="MODEL",
+                        help="fidelity: start a new run from this model's weights (deepened), e.g. upscale-v1")
     args = parser.parse_args(argv)
-    if args.look == "fidelity":
-        final = train(args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.lr or 1e-3,
-                      args.validate_every)
-    else:
-        final = train_perceptual(args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.lr or 1e-4,
-                                 validate_every=args.validate_every)
+    if args.init and args.look != "fidelity":
+        parser.error("--init is for --look fidelity: a perceptual run starts from the newest release's upscaler")
+    try:
+        if args.look == "fidelity":
+            final = train(args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.lr or 1e-3,
+                          args.validate_every, init=args.init)
+        else:
+            final = train_perceptual(args.steps, args.cache, args.checkpoints, args.seed, args.batch,
+                                     args.lr or 1e-4, validate_every=args.validate_every)
+    except CheckpointError as error:
+        parser.error(str(error))
     print(f"step {final['step']}, validation {final['validation']}")
     if args.export:
         # half precision keeps the file under 1 MB; loading converts it back to float32
