@@ -39,9 +39,12 @@ CASES = {
     "photo_grid_upscale2": (55, release_version(RELEASES[6]).hex()),
     "photo_segments_upscale2": (1, release_version(RELEASES[6]).hex()),
     "photo_x4_upscale2": (1, release_version(RELEASES[6]).hex()),  # 256x192: luma at x4
+    "photo_grid_deblock3": (55, release_version(RELEASES[7]).hex()),
+    "photo_segments_deblock3": (1, release_version(RELEASES[7]).hex()),
+    "photo_x4_deblock3": (1, release_version(RELEASES[7]).hex()),
 }
 # file stem -> the box of the sample photo it encodes, where not the default 192x128 corner
-BOXES = {"photo_x4_upscale2": (0, 0, 256, 192)}
+BOXES = {"photo_x4_upscale2": (0, 0, 256, 192), "photo_x4_deblock3": (0, 0, 256, 192)}
 
 
 def _source(stem: str) -> Image.Image:

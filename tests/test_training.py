@@ -79,6 +79,19 @@ def test_training_resumes_and_exports_a_loadable_weight_file(tiny_cache, tmp_pat
     assert torch.equal(network.tail[1].weight, final["state"]["tail.1.weight"])
 
 
+def test_deblocker_training_can_keep_to_the_luma_scales_stage_4_runs_at(tiny_cache, tmp_path):
+    """--scales 1: only samples whose luma was coded full size (where the encoder runs stage 4);
+    a checkpoint written with other scales is refused, not continued."""
+    cache, _ = tiny_cache
+    every = deblock.load_samples(cache, "codec", "train")
+    full_size = deblock.load_samples(cache, "codec", "train", scales=(1,))
+    assert full_size and all(sample.condition[1] == 0.0 for sample in full_size)  # log2(scale) / 2
+    assert len(full_size) == sum(sample.condition[1] == 0.0 for sample in every) < len(every)
+    deblock.train("codec", 1, cache, tmp_path, crop=32, batch=2, validate_every=1, scales=(1,))
+    with pytest.raises(CheckpointError, match=r"scales \[1\], not \[1, 2, 4\]"):
+        deblock.train("codec", 2, cache, tmp_path, crop=32, batch=2, validate_every=1)
+
+
 def test_a_wider_run_starts_from_the_narrower_weights_unchanged(tiny_cache, tmp_path):
     """--init with a wider --channels: the widened network computes what the released one does,
     and trains from there."""

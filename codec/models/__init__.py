@@ -36,6 +36,9 @@ REGISTRY: dict[str, ModelSpec] = {
     "deblock-v2": ModelSpec(Deblocker, "deblock-v2-ef1131d7.pt",
                             "ef1131d7806fad07da4c7eaafc471d14786269d7c9b1a4d0b05e7164361fc4a6",
                             {"image_channels": 1, "condition_channels": 3, "channels": 48}),
+    "deblock-v3": ModelSpec(Deblocker, "deblock-v3-7d8bc2aa.pt",
+                            "7d8bc2aa55465ea78b7ed1dfc5ca53230f669605aaa60ea902855c3347d6f96d",
+                            {"image_channels": 1, "condition_channels": 3, "channels": 48}),
     "upscale-v1": ModelSpec(Upscalers, "upscale-v1-4d00bf47.pt",
                             "4d00bf4795c968073bb7a5b6e13e832392edf5e4e6bcbc02e3e8850ad3943508", _UPSCALERS_V1),
     "upscale-v2": ModelSpec(Upscalers, "upscale-v2-897110e5.pt",
@@ -68,7 +71,8 @@ REGISTRY: dict[str, ModelSpec] = {
 # release 2 (nnc 0.4) has the upscaler and no deblocker; release 3 (nnc 0.5) adds the colorizer;
 # release 4 (nnc 0.7, format 1.0) adds deblock-v2, told by each file how strongly to filter (see weights/README.md);
 # release 5 (nnc 0.8) has colorize-v2, colorize-v1 trained further; release 6 (nnc 0.9) has upscale-v2,
-# upscale-v1 deepened at x2 and trained further (deblock-v2 unchanged: stage 4 runs only on full-size luma).
+# upscale-v1 deepened at x2 and trained further (deblock-v2 unchanged: stage 4 runs only on full-size luma);
+# release 7 (nnc 0.10) has deblock-v3, deblock-v2 trained further on full-size luma only.
 RELEASES: tuple[dict[str, str], ...] = (
     {},
     {"deblock": "deblock-v1"},
@@ -77,6 +81,7 @@ RELEASES: tuple[dict[str, str], ...] = (
     {"upscale": "upscale-v1", "color": "colorize-v1", "deblock": "deblock-v2"},
     {"upscale": "upscale-v1", "color": "colorize-v2", "deblock": "deblock-v2"},
     {"upscale": "upscale-v2", "color": "colorize-v2", "deblock": "deblock-v2"},
+    {"upscale": "upscale-v2", "color": "colorize-v2", "deblock": "deblock-v3"},
 )
 
 # Registry key -> {look: registry key}: other renderings of a release's network that a decoder may

@@ -3,12 +3,15 @@
     python -m codec.training.data --kinds codec          # once: the cached training samples
     python -m codec.training.deblock --set codec --init deblock-v1 --lr 5e-4 --steps 10000
     python -m codec.training.deblock --set codec --init deblock-v1 --lr 5e-4 --steps 10000 --export weights/ --version 2
+    python -m codec.training.deblock --set codec --init deblock-v2 --scales 1 --lr 3e-4 --steps 15000 \
+        --checkpoints ~/.cache/nnc/train/checkpoints-deblock-v3
     python -m codec.training.deblock --set jpeg --channels 48 --init deblock_jpeg-v1 --steps 9000
 
 Random 64x64 crops (rotated and flipped) of the cached samples, batch 16, Adam with a cosine
 learning rate over ``--steps``, fixed seed, MSE loss. ``codec`` samples are nnc's decoded luma at
-every cached quality, each with its condition as the decoder reads it from the file: rate, scale
-and the deblock level (the luma's PSNR before stage 4, as the encoder writes it).
+every cached quality (``--scales 1``: only those whose luma was coded full size, the only ones
+the encoder runs stage 4 on), each with its condition as the decoder reads it from the file: rate,
+scale and the deblock level (the luma's PSNR before stage 4, as the encoder writes it).
 A checkpoint every 250 steps (``--checkpoints``, outside the repository) lets an interrupted run
 resume where it stopped. Validation: the PSNR gain over the network's input on the held-out
 photos, per quality band, and ``switched``: the mean gain where the encoder turns stage 4 off for
@@ -34,7 +37,7 @@ from ..models.deblocker import Deblocker
 from ..restore import restore_condition
 from ..runtime import run_network
 from ..weights import load_model
-from .common import add_training_arguments, cosine_schedule, export_weights, optimise, psnr, run_steps
+from .common import CheckpointError, add_training_arguments, cosine_schedule, export_weights, optimise, psnr, run_steps
 
 SETS = {  # weight set -> (model id, network hyperparameters)
     "codec": ("deblock", {"image_channels": 1, "condition_channels": 3, "channels": 48}),
@@ -58,9 +61,11 @@ def _planes(pixels: np.ndarray) -> np.ndarray:
     return planes / np.float32(255.0)
 
 
-def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = math.inf) -> list[Sample]:
+def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = math.inf,
+                 scales: tuple[int, ...] = (1, 2, 4)) -> list[Sample]:
     """Every cached sample of ``weight_set`` ("codec" or "jpeg") in ``split`` ("train" or "val");
-    ``codec`` samples only up to ``max_bpp`` luma bits per pixel."""
+    ``codec`` samples only up to ``max_bpp`` luma bits per pixel and with their luma coded at one
+    of ``scales``."""
     samples = []
     for path in sorted((cache / weight_set / split).glob("*.npz")):
         if path.name.endswith(".tmp.npz"):
@@ -70,9 +75,9 @@ def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = math
             height, width = data["original"].shape[:2]
             for index, quality in enumerate(data["quality"].tolist()):
                 if weight_set == "codec":
-                    if 8 * int(data["luma_bytes"][index]) > max_bpp * height * width:
-                        continue
                     scale = int(data["scale"][index])
+                    if 8 * int(data["luma_bytes"][index]) > max_bpp * height * width or scale not in scales:
+                        continue
                     stream_pixels = math.prod(reduced_size(height, width, scale))
                     level = deblock_level(data["original"], data["decoded"][index])
                     condition = deblock_condition(int(data["luma_bytes"][index]), stream_pixels, scale, level)
@@ -149,10 +154,12 @@ def widen_into(network: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
           crop: int = 64, learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2,
-          max_bpp: float = math.inf, init: str | None = None, channels: int | None = None) -> dict:
+          max_bpp: float = math.inf, init: str | None = None, channels: int | None = None,
+          scales: tuple[int, ...] = (1, 2, 4)) -> dict:
     """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}.
 
-    max_bpp: ``codec`` samples above this many luma bits per pixel are left out. init: a registry
+    max_bpp: ``codec`` samples above this many luma bits per pixel are left out; scales: the luma
+    scales whose ``codec`` samples are used (the encoder runs stage 4 at DEBLOCK_SCALES). init: a registry
     key (e.g. "deblock-v1") whose weights a new run starts from, widened if ``channels`` is wider
     (default: a fresh network). channels: the hidden width (default: the set's, in SETS)."""
     torch.set_num_threads(threads)
@@ -166,8 +173,8 @@ def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int
     parts = {"network": network, "optimizer": optimizer, "schedule": schedule}
     latest = checkpoints / f"deblock-{weight_set}-{hparams['channels']}ch.pt"
     rng = np.random.default_rng(seed)
-    train_samples = load_samples(cache, weight_set, "train", max_bpp)
-    val_samples = load_samples(cache, weight_set, "val", max_bpp)
+    train_samples = load_samples(cache, weight_set, "train", max_bpp, scales)
+    val_samples = load_samples(cache, weight_set, "val", max_bpp, scales)
     params = sum(p.numel() for p in network.parameters())
     print(f"{weight_set}: {len(train_samples)} training, {len(val_samples)} validation samples; "
           f"{params} parameters", file=sys.stderr)
@@ -181,7 +188,8 @@ def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int
 
     step, validation = run_steps(steps, train_step, lambda: validate(network, val_samples), latest, parts, rng,
                                  validate_every, {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed,
-                                                         "max_bpp": max_bpp, "init": init, **hparams})
+                                                         "max_bpp": max_bpp, "scales": list(scales), "init": init,
+                                                         **hparams}, fixed=("init", "scales", *hparams))
     return {"step": step, "validation": validation, "state": network.state_dict()}
 
 
@@ -197,9 +205,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init", metavar="MODEL",
                         help="start a new run from this model's weights (widened to --channels), e.g. deblock-v1")
     parser.add_argument("--channels", type=int, help="hidden width (default: the set's own, in SETS)")
+    parser.add_argument("--scales", default="1,2,4",
+                        help="codec samples only with their luma coded at these scales (default: all; the "
+                             "encoder runs stage 4 at x1 only)")
     args = parser.parse_args(argv)
-    final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
-                  args.lr, args.validate_every, max_bpp=args.max_bpp, init=args.init, channels=args.channels)
+    try:
+        scales = tuple(int(scale) for scale in args.scales.split(","))
+    except ValueError:
+        scales = ()
+    if not scales or not set(scales) <= {1, 2, 4}:
+        parser.error(f"--scales: comma-separated luma scales out of 1, 2 and 4, not {args.scales!r}")
+    try:
+        final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
+                      args.lr, args.validate_every, max_bpp=args.max_bpp, init=args.init, channels=args.channels,
+                      scales=scales)
+    except CheckpointError as error:
+        parser.error(str(error))
     print(f"step {final['step']}, validation gain (dB) {final['validation']}")
     if args.export:
         export_weights(final["state"], SETS[args.weight_set][0], args.export, args.version)
