@@ -34,6 +34,7 @@ from torch import nn
 from ..color import reduced_size, rgb_to_ycbcr
 from ..deblock import deblock_condition, deblock_level
 from ..models.deblocker import Deblocker
+from ..pipeline import LUMA_SCALE_CHOICES
 from ..restore import restore_condition
 from ..runtime import run_network
 from ..weights import load_model
@@ -62,7 +63,7 @@ def _planes(pixels: np.ndarray) -> np.ndarray:
 
 
 def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = math.inf,
-                 scales: tuple[int, ...] = (1, 2, 4)) -> list[Sample]:
+                 scales: tuple[int, ...] = LUMA_SCALE_CHOICES) -> list[Sample]:
     """Every cached sample of ``weight_set`` ("codec" or "jpeg") in ``split`` ("train" or "val");
     ``codec`` samples only up to ``max_bpp`` luma bits per pixel and with their luma coded at one
     of ``scales``."""
@@ -155,7 +156,7 @@ def widen_into(network: nn.Module, state: dict[str, torch.Tensor]) -> None:
 def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
           crop: int = 64, learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2,
           max_bpp: float = math.inf, init: str | None = None, channels: int | None = None,
-          scales: tuple[int, ...] = (1, 2, 4)) -> dict:
+          scales: tuple[int, ...] = LUMA_SCALE_CHOICES) -> dict:
     """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}.
 
     max_bpp: ``codec`` samples above this many luma bits per pixel are left out; scales: the luma
@@ -205,20 +206,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init", metavar="MODEL",
                         help="start a new run from this model's weights (widened to --channels), e.g. deblock-v1")
     parser.add_argument("--channels", type=int, help="hidden width (default: the set's own, in SETS)")
-    parser.add_argument("--scales", default="1,2,4",
+    parser.add_argument("--scales", type=int, nargs="+", choices=LUMA_SCALE_CHOICES, default=LUMA_SCALE_CHOICES,
                         help="codec samples only with their luma coded at these scales (default: all; the "
-                             "encoder runs stage 4 at x1 only)")
+                             "encoder runs stage 4 at DEBLOCK_SCALES, x1 only)")
     args = parser.parse_args(argv)
-    try:
-        scales = tuple(int(scale) for scale in args.scales.split(","))
-    except ValueError:
-        scales = ()
-    if not scales or not set(scales) <= {1, 2, 4}:
-        parser.error(f"--scales: comma-separated luma scales out of 1, 2 and 4, not {args.scales!r}")
     try:
         final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
                       args.lr, args.validate_every, max_bpp=args.max_bpp, init=args.init, channels=args.channels,
-                      scales=scales)
+                      scales=tuple(args.scales))
     except CheckpointError as error:
         parser.error(str(error))
     print(f"step {final['step']}, validation gain (dB) {final['validation']}")
