@@ -34,7 +34,7 @@ from torch import nn
 from ..color import reduced_size, rgb_to_ycbcr
 from ..deblock import deblock_condition, deblock_level
 from ..models.deblocker import Deblocker
-from ..pipeline import LUMA_SCALE_CHOICES
+from ..pipeline import DEBLOCK_SCALES, LUMA_SCALE_CHOICES
 from ..restore import restore_condition
 from ..runtime import run_network
 from ..weights import load_model
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, help="hidden width (default: the set's own, in SETS)")
     parser.add_argument("--scales", type=int, nargs="+", choices=LUMA_SCALE_CHOICES, default=LUMA_SCALE_CHOICES,
                         help="codec samples only with their luma coded at these scales (default: all; the "
-                             "encoder runs stage 4 at DEBLOCK_SCALES, x1 only)")
+                             f"encoder runs stage 4 at {', '.join(map(str, DEBLOCK_SCALES))})")
     args = parser.parse_args(argv)
     try:
         final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
