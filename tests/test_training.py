@@ -168,6 +168,20 @@ def test_a_deeper_upscaler_run_starts_from_the_released_weights_unchanged(tiny_c
     assert "resumed at step 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("trainer, argv, message", [
+    (upscale, ["--init", "deblock-v3"], "invalid choice"),
+    (colorize, ["--init", "upscale-v2"], "invalid choice"),
+    (deblock, ["--set", "codec", "--init", "colorize-v2"], "invalid choice"),
+    (deblock, ["--set", "codec", "--init", "deblock_jpeg-v2"], "is not a model of --set codec"),
+])
+def test_training_refuses_a_start_from_another_model_before_it_trains(trainer, argv, message, tmp_path, capsys):
+    """A one-line usage error, not a traceback from loading weights that do not fit the network."""
+    with pytest.raises(SystemExit) as exit_info:
+        trainer.main([*argv, "--cache", str(tmp_path / "no-cache"), "--checkpoints", str(tmp_path)])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # refused before any training or checkpoint
+
+
 def test_the_grid_loss_sees_phases_offset_against_each_other_and_nothing_else():
     target = torch.rand(2, 1, 16, 16)
     grid = torch.zeros(1, 1, 4, 4)

@@ -37,6 +37,7 @@ from ..models.colorizer import HintColorizer
 from ..weights import load_model
 from .common import (
     CheckpointError,
+    add_init_argument,
     add_training_arguments,
     cosine_schedule,
     export_weights,
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     add_training_arguments(parser)
     parser.add_argument("--crop", type=int, default=CROP)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--init", metavar="MODEL", help="start a new run from this model's weights, e.g. colorize-v1")
+    add_init_argument(parser, (MODEL_ID,), "start a new run from this model's weights")
     args = parser.parse_args(argv)
     try:
         final = train(args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop, args.lr,

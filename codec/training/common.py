@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models import REGISTRY
 from .data import DEFAULT_CACHE
 
 CHECKPOINT_EVERY = 250  # steps
@@ -169,3 +170,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validate-every", type=int, default=500)
     parser.add_argument("--export", type=Path, metavar="DIR", help="write the final state as a weight file")
     parser.add_argument("--version", type=int, default=1, help="the N of the exported file's -vN")
+
+
+def add_init_argument(parser: argparse.ArgumentParser, model_ids: tuple[str, ...], purpose: str) -> None:
+    """``--init MODEL``: a registry key of one of ``model_ids`` (argparse refuses any other, in one line)."""
+    choices = sorted(key for key in REGISTRY if key.rsplit("-v", 1)[0] in model_ids)
+    parser.add_argument("--init", metavar="MODEL", choices=choices, help=f"{purpose} (one of: {', '.join(choices)})")

@@ -38,7 +38,16 @@ from ..pipeline import DEBLOCK_SCALES, LUMA_SCALE_CHOICES
 from ..restore import restore_condition
 from ..runtime import run_network
 from ..weights import load_model
-from .common import CheckpointError, add_training_arguments, cosine_schedule, export_weights, optimise, psnr, run_steps
+from .common import (
+    CheckpointError,
+    add_init_argument,
+    add_training_arguments,
+    cosine_schedule,
+    export_weights,
+    optimise,
+    psnr,
+    run_steps,
+)
 
 SETS = {  # weight set -> (model id, network hyperparameters)
     "codec": ("deblock", {"image_channels": 1, "condition_channels": 3, "channels": 48}),
@@ -203,13 +212,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-bpp", type=float, default=math.inf,
                         help="codec samples above this many luma bits per pixel are left out (default: none)")
-    parser.add_argument("--init", metavar="MODEL",
-                        help="start a new run from this model's weights (widened to --channels), e.g. deblock-v1")
+    add_init_argument(parser, tuple(model_id for model_id, *_ in SETS.values()),
+                      "start a new run from this model's weights (widened to --channels), of the --set's model")
     parser.add_argument("--channels", type=int, help="hidden width (default: the set's own, in SETS)")
     parser.add_argument("--scales", type=int, nargs="+", choices=LUMA_SCALE_CHOICES, default=LUMA_SCALE_CHOICES,
                         help="codec samples only with their luma coded at these scales (default: all; the "
                              f"encoder runs stage 4 at {', '.join(map(str, DEBLOCK_SCALES))})")
     args = parser.parse_args(argv)
+    if args.init and not args.init.startswith(f"{SETS[args.weight_set][0]}-v"):
+        parser.error(f"--init {args.init} is not a model of --set {args.weight_set} ({SETS[args.weight_set][0]})")
     try:
         final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
                       args.lr, args.validate_every, max_bpp=args.max_bpp, init=args.init, channels=args.channels,

@@ -40,6 +40,7 @@ from ..weights import load_model
 from .common import (
     CheckpointError,
     CropSource,
+    add_init_argument,
     add_training_arguments,
     cosine_schedule,
     export_weights,
@@ -248,8 +249,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="fidelity: train (MSE); perceptual: fine-tune the newest release's upscaler adversarially")
     add_training_arguments(parser)
     parser.add_argument("--lr", type=float, help="learning rate (default 1e-3 fidelity, 1e-4 perceptual)")
-    parser.add_argument("--init", metavar="MODEL",
-                        help="fidelity: start a new run from this model's weights (deepened), e.g. upscale-v1")
+    add_init_argument(parser, (MODEL_ID,), "fidelity: start a new run from this model's weights (deepened)")
     args = parser.parse_args(argv)
     if args.init and args.look != "fidelity":
         parser.error("--init is for --look fidelity: a perceptual run starts from the newest release's upscaler")
