@@ -182,6 +182,17 @@ def test_training_refuses_a_start_from_another_model_before_it_trains(trainer, a
     assert list(tmp_path.iterdir()) == []  # refused before any training or checkpoint
 
 
+@pytest.mark.parametrize("trainer, argv", [
+    (upscale, ["--init", "upscale-v2"]),
+    (colorize, ["--init", "colorize-v1"]),
+    (deblock, ["--set", "jpeg", "--init", "deblock_jpeg-v1"]),
+])
+def test_training_takes_a_start_from_its_own_model(trainer, argv, tmp_path):
+    """Past the argument check, with its weights loaded: the run stops only at the missing cache."""
+    with pytest.raises(SystemExit, match="no cached"):
+        trainer.main([*argv, "--cache", str(tmp_path / "no-cache"), "--checkpoints", str(tmp_path)])
+
+
 def test_the_grid_loss_sees_phases_offset_against_each_other_and_nothing_else():
     target = torch.rand(2, 1, 16, 16)
     grid = torch.zeros(1, 1, 4, 4)

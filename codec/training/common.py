@@ -175,4 +175,4 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 def add_init_argument(parser: argparse.ArgumentParser, model_ids: tuple[str, ...], purpose: str) -> None:
     """``--init MODEL``: a registry key of one of ``model_ids`` (argparse refuses any other, in one line)."""
     choices = sorted(key for key in REGISTRY if key.rsplit("-v", 1)[0] in model_ids)
-    parser.add_argument("--init", metavar="MODEL", choices=choices, help=f"{purpose} (one of: {', '.join(choices)})")
+    parser.add_argument("--init", metavar="MODEL", choices=choices, help=f"{purpose}; one of: {', '.join(choices)}")

@@ -213,13 +213,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-bpp", type=float, default=math.inf,
                         help="codec samples above this many luma bits per pixel are left out (default: none)")
     add_init_argument(parser, tuple(model_id for model_id, *_ in SETS.values()),
-                      "start a new run from this model's weights (widened to --channels), of the --set's model")
+                      "start a new run from this model's weights, widened to --channels: deblock-vN for --set "
+                      "codec, deblock_jpeg-vN for --set jpeg")
     parser.add_argument("--channels", type=int, help="hidden width (default: the set's own, in SETS)")
     parser.add_argument("--scales", type=int, nargs="+", choices=LUMA_SCALE_CHOICES, default=LUMA_SCALE_CHOICES,
                         help="codec samples only with their luma coded at these scales (default: all; the "
                              f"encoder runs stage 4 at {', '.join(map(str, DEBLOCK_SCALES))})")
     args = parser.parse_args(argv)
-    if args.init and not args.init.startswith(f"{SETS[args.weight_set][0]}-v"):
+    if args.init and args.init.rsplit("-v", 1)[0] != SETS[args.weight_set][0]:
         parser.error(f"--init {args.init} is not a model of --set {args.weight_set} ({SETS[args.weight_set][0]})")
     try:
         final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
