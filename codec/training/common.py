@@ -172,7 +172,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", type=int, default=1, help="the N of the exported file's -vN")
 
 
+def model_id_of(key: str) -> str:
+    """The model id of a registry key ``<model_id>-v<N>``."""
+    return key.rsplit("-v", 1)[0]
+
+
 def add_init_argument(parser: argparse.ArgumentParser, model_ids: tuple[str, ...], purpose: str) -> None:
     """``--init MODEL``: a registry key of one of ``model_ids`` (argparse refuses any other, in one line)."""
-    choices = sorted(key for key in REGISTRY if key.rsplit("-v", 1)[0] in model_ids)
+    choices = sorted(key for key in REGISTRY if model_id_of(key) in model_ids)
     parser.add_argument("--init", metavar="MODEL", choices=choices, help=f"{purpose}; one of: {', '.join(choices)}")

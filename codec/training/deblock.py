@@ -44,6 +44,7 @@ from .common import (
     add_training_arguments,
     cosine_schedule,
     export_weights,
+    model_id_of,
     optimise,
     psnr,
     run_steps,
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="codec samples only with their luma coded at these scales (default: all; the "
                              f"encoder runs stage 4 at {', '.join(map(str, DEBLOCK_SCALES))})")
     args = parser.parse_args(argv)
-    if args.init and args.init.rsplit("-v", 1)[0] != SETS[args.weight_set][0]:
+    if args.init and model_id_of(args.init) != SETS[args.weight_set][0]:
         parser.error(f"--init {args.init} is not a model of --set {args.weight_set} ({SETS[args.weight_set][0]})")
     try:
         final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
