@@ -7,9 +7,12 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from codec.color import rgb_to_ycbcr, to_uint8
+from codec.luma import luma_stream, stream_size
 from conftest import SAMPLE_PHOTO, synthetic_rgb
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
@@ -108,3 +111,30 @@ def test_quality_steps_sweeps_again_what_another_nnc_measured(run_module, tmp_pa
     again = json.loads((out / "quality_steps.json").read_text())
     assert again["a.png"]["rows"] == measured["a.png"] and again["a.png"]["nnc"] == quality_steps.nnc_version()
     assert [row["bytes"] for row in again["b.png"]["rows"]] == [-1, -1]
+
+
+def test_downsampling_benchmark_measures_the_encoders_own_filter_as_its_reference(run_module):
+    import downsampling
+
+    luma = rgb_to_ycbcr(synthetic_rgb(61, 83))[0]
+    for scale in downsampling.SCALES:
+        reference = to_uint8(downsampling.FILTERS["lanczos (nnc)"](luma, *stream_size(*luma.shape, scale)))
+        assert np.array_equal(reference, luma_stream(luma, scale))
+
+
+def test_downsampling_bd_rate_is_the_extra_bytes_a_filter_needs_for_lanczos_psnr(run_module):
+    import downsampling
+
+    rows = []
+    for name in downsampling.FILTERS:
+        extra = 1.1 if name == "box" else 1.0  # box needs 10 % more bytes for the same PSNR-Y
+        for scale in downsampling.SCALES:
+            for x265_quality in downsampling.X265_QUALITIES:
+                psnr = 20 + x265_quality / 4
+                rows.append({"filter": name, "scale": scale, "x265_quality": x265_quality,
+                             "bytes": round(extra * 1000 * 2 ** (x265_quality / 8)), "bicubic": psnr, "learned": psnr})
+    table = downsampling.bd_rates([rows, rows])
+    assert table["box|x2|learned|low"] == pytest.approx(10.0, abs=0.1)
+    assert table["box|x4|bicubic|all"] == pytest.approx(10.0, abs=0.1)
+    assert table["lanczos (nnc)|x2|learned|all"] == 0
+    assert abs(table["bicubic|x4|learned|low"]) < 0.1

@@ -1,0 +1,147 @@
+"""The encoder's luma downsampling filter, judged by what stage 2 makes of the coded stream.
+
+    python benchmarks/downsampling.py [--photos N] [--out benchmarks/results/train]
+
+The encoder downsamples the luma with Lanczos-3 (``codec.color.downsample``) before coding it at
+x2 or x4. This measures other filters in its place on training photos (the extra photos of
+../shared/data/train, loaded as the training scripts load them: a design choice is not made on
+Kodak): each photo's luma downsampled by every filter, HEVC-coded at x265 qualities 0..40, decoded,
+brought back to full size by bicubic and by the newest release's upscaler (which was trained on
+Lanczos-3 streams), and PSNR-Y against the luma at full size. Per filter, scale and upscaler: the
+BD-rate (luma section bytes, PSNR-Y) against Lanczos-3, over every x265 quality and over those up
+to 16 (the low rates, where the encoder codes at x2 and x4). Writes downsampling.md and
+downsampling.json in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from codec import format, hevc  # noqa: E402
+from codec.color import downsample, rgb_to_ycbcr, to_uint8  # noqa: E402
+from codec.luma import stream_size  # noqa: E402
+from codec.metrics import psnr  # noqa: E402
+from codec.models import RELEASES  # noqa: E402
+from codec.training.data import DEFAULT_DATA, load_photo, training_photos  # noqa: E402
+from codec.upscale import apply_upscale  # noqa: E402
+from codec.weights import load_model  # noqa: E402
+from metrics import bd_rate  # noqa: E402
+
+X265_QUALITIES = tuple(range(0, 44, 4))
+LOW_RATE_X265_QUALITY = 16
+SCALES = (2, 4)
+SHARPEN = 0.3  # amount of the unsharp mask in "lanczos+sharpen"
+RESULTS = Path(__file__).parent / "results" / "train"
+
+
+def _blur(plane: np.ndarray) -> np.ndarray:
+    """(h, w) float32 plane smoothed by the separable [1, 2, 1] / 4 kernel, edges repeated."""
+    for axis in (0, 1):
+        padded = np.pad(plane, [(1, 1) if a == axis else (0, 0) for a in (0, 1)], mode="edge")
+        parts = [np.take(padded, range(i, i + plane.shape[axis]), axis=axis) for i in range(3)]
+        plane = (parts[0] + 2 * parts[1] + parts[2]) / 4
+    return plane
+
+
+def _pillow(resample: Image.Resampling):
+    def filter_(luma: np.ndarray, height: int, width: int) -> np.ndarray:
+        image = Image.fromarray(np.asarray(luma, dtype=np.float32), mode="F")
+        return np.asarray(image.resize((width, height), resample), dtype=np.float32)
+    return filter_
+
+
+def _sharpened(luma: np.ndarray, height: int, width: int) -> np.ndarray:
+    small = downsample(luma, height, width)
+    return small + SHARPEN * (small - _blur(small))
+
+
+FILTERS = {"lanczos (nnc)": downsample,  # what codec.luma.luma_stream codes
+           "bicubic": _pillow(Image.Resampling.BICUBIC),
+           "hamming": _pillow(Image.Resampling.HAMMING), "bilinear": _pillow(Image.Resampling.BILINEAR),
+           "box": _pillow(Image.Resampling.BOX), "lanczos+sharpen": _sharpened}
+
+
+def measure(luma: np.ndarray, upscaler: object) -> list[dict]:
+    """Rows (filter, scale, x265 quality, luma bytes, PSNR-Y by upscaler) for one (H, W) float luma."""
+    rows = []
+    height, width = luma.shape
+    original = to_uint8(luma)
+    for name, filter_ in FILTERS.items():
+        for scale in SCALES:
+            stream = to_uint8(filter_(luma, *stream_size(height, width, scale)))
+            for x265_quality in X265_QUALITIES:
+                tiles = hevc.encode_plane(stream, x265_quality)
+                luma_bytes = len(format.build_hevc_plane(tiles))
+                decoded = hevc.decode_plane(tiles, *stream.shape)
+                row = {"filter": name, "scale": scale, "x265_quality": x265_quality, "bytes": luma_bytes}
+                for upscale, network in (("bicubic", None), ("learned", lambda: upscaler)):
+                    output = apply_upscale(decoded, height, width, scale, luma_bytes, network, threads=2)
+                    row[upscale] = psnr(original, output)
+                rows.append(row)
+    return rows
+
+
+def _curve(rows: list[dict], name: str, scale: int, upscale: str, top: int) -> tuple[list, list]:
+    """(luma bytes, PSNR-Y) of one photo's rows for a filter, scale and upscaler, x265 qualities up to ``top``."""
+    points = [row for row in rows if row["filter"] == name and row["scale"] == scale and row["x265_quality"] <= top]
+    return [row["bytes"] for row in points], [row[upscale] for row in points]
+
+
+def bd_rates(rows_by_photo: list[list[dict]]) -> dict:
+    """(filter, scale, upscaler, range) -> mean over the photos of the BD-rate (%) against Lanczos-3."""
+    table = {}
+    for name in FILTERS:
+        for scale in SCALES:
+            for upscale in ("bicubic", "learned"):
+                for label, top in (("all", max(X265_QUALITIES)), ("low", LOW_RATE_X265_QUALITY)):
+                    values = []
+                    for rows in rows_by_photo:
+                        values.append(bd_rate(*_curve(rows, "lanczos (nnc)", scale, upscale, top),
+                                              *_curve(rows, name, scale, upscale, top)))
+                    table[f"{name}|x{scale}|{upscale}|{label}"] = float(np.nanmean(values))
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=10, help="how many extra training photos (every 11th)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    photos = [photo for photo in training_photos(DEFAULT_DATA) if photo[0].startswith("extra-")][::11][:args.photos]
+    upscaler = load_model(RELEASES[-1]["upscale"])
+    rows_by_photo = []
+    for index, (name, path, k, factor) in enumerate(photos, 1):
+        print(f"[{index}/{len(photos)}] {name}", flush=True)
+        rows_by_photo.append(measure(rgb_to_ycbcr(load_photo(path, k, factor))[0], upscaler))
+    table = bd_rates(rows_by_photo)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "downsampling.json").write_text(json.dumps(
+        {"photos": [photo[0] for photo in photos], "upscaler": RELEASES[-1]["upscale"], "bd_rate": table,
+         "rows": rows_by_photo}, indent=1))
+    lines = [f"# Luma downsampling filter, {len(photos)} training photos (`benchmarks/downsampling.py`)", "",
+             f"BD-rate (luma bytes at equal PSNR-Y) against Lanczos-3, the encoder's filter; upscaled by bicubic "
+             f"or `{RELEASES[-1]['upscale']}` (trained on Lanczos-3 streams). x265 qualities 0-40 (all) and "
+             f"0-{LOW_RATE_X265_QUALITY} (low). Negative: fewer bytes than Lanczos-3.", "",
+             "| filter | " + " | ".join(f"x{s} {u} {r}" for s in SCALES for u in ("bicubic", "learned")
+                                        for r in ("all", "low")) + " |",
+             "|---|" + "---|" * (4 * len(SCALES))]
+    for name in FILTERS:
+        cells = [f"{table[f'{name}|x{s}|{u}|{r}']:+.1f} %" for s in SCALES for u in ("bicubic", "learned")
+                 for r in ("all", "low")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    (args.out / "downsampling.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
