@@ -30,7 +30,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from codec import format, hevc  # noqa: E402
+from upscale import coded_stream  # noqa: E402
+
 from codec.color import downsample, rgb_to_ycbcr, to_uint8  # noqa: E402
 from codec.luma import stream_size  # noqa: E402
 from codec.metrics import psnr  # noqa: E402
@@ -87,9 +88,7 @@ def measure(luma: np.ndarray, upscaler: nn.Module) -> list[dict]:
         for scale in SCALES:
             stream = to_uint8(filter_(luma, *stream_size(height, width, scale)))
             for x265_quality in X265_QUALITIES:
-                tiles = hevc.encode_plane(stream, x265_quality)
-                luma_bytes = len(format.build_hevc_plane(tiles))
-                decoded = hevc.decode_plane(tiles, *stream.shape)
+                decoded, luma_bytes = coded_stream(stream, x265_quality)
                 row = {"filter": name, "scale": scale, "x265_quality": x265_quality, "bytes": luma_bytes}
                 for upscale, network in (("bicubic", None), ("learned", lambda: upscaler)):
                     output = apply_upscale(decoded, height, width, scale, luma_bytes, network, threads=2)

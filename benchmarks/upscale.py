@@ -51,7 +51,7 @@ def _networks() -> dict[str, object]:
     return {"fidelity": load_model(key), **{look: load_model(other) for look, other in LOOKS.get(key, {}).items()}}
 
 
-def _coded(stream: np.ndarray, x265_quality: int) -> tuple[np.ndarray, int]:
+def coded_stream(stream: np.ndarray, x265_quality: int) -> tuple[np.ndarray, int]:
     """The stream HEVC-coded at ``x265_quality``, decoded, and its luma section's bytes."""
     tiles = hevc.encode_plane(stream, x265_quality)
     return hevc.decode_plane(tiles, *stream.shape), len(format.build_hevc_plane(tiles))
@@ -78,7 +78,7 @@ def psnr_rows(lumas: list[np.ndarray], networks: dict) -> list[dict]:
                     luma_bytes = stream.size  # 8 bits per sample: the condition of an uncoded stream
                 else:
                     x265_options = x265_qualities(quality, scale.bit_length() - 1, False)
-                    stream, luma_bytes = _coded(stream, x265_options[len(x265_options) // 2])
+                    stream, luma_bytes = coded_stream(stream, x265_options[len(x265_options) // 2])
                 scores.setdefault("bpp", []).append(8 * luma_bytes / luma.size)
                 original = to_uint8(luma)
                 for look, output in _outputs(stream, luma.shape, scale, luma_bytes, networks).items():
@@ -98,7 +98,7 @@ def curves(lumas: list[np.ndarray], networks: dict) -> dict:
         for x265_quality in grid:
             points: dict[str, list[tuple[float, float]]] = {}
             for luma in lumas:
-                stream, luma_bytes = _coded(luma_stream(luma, scale), x265_quality)
+                stream, luma_bytes = coded_stream(luma_stream(luma, scale), x265_quality)
                 bpp, original = 8 * luma_bytes / luma.size, to_uint8(luma)
                 outputs = ({"bicubic": stream} if scale == 1 else
                            _outputs(stream, luma.shape, scale, luma_bytes, {"fidelity": networks["fidelity"]}))
