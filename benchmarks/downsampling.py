@@ -6,9 +6,10 @@ The encoder downsamples the luma with Lanczos-3 (``codec.color.downsample``) bef
 x2 or x4. This measures other filters in its place on the held-out training photos (the one in 20
 of ../shared/data/train that no network is trained on, loaded as the training scripts load them;
 not Kodak, so the design choice is not tuned on the benchmark images): each photo's luma
-downsampled by every filter, HEVC-coded at x265 qualities 0..40, decoded, brought back to full
-size by bicubic and by the newest release's upscaler (trained on Lanczos-3 streams of the other
-photos), and PSNR-Y (dB) against the full-size luma rounded to 8 bits. Per filter, scale and
+downsampled by every filter, HEVC-coded at x265 qualities 0..40 as the encoder codes it for the
+newest release's upscaler (with or without HEVC's loop filters, ``luma_loop_filters``), decoded,
+brought back to full size by bicubic and by that upscaler (trained on Lanczos-3 streams of the
+other photos), and PSNR-Y (dB) against the full-size luma rounded to 8 bits. Per filter, scale and
 upscaler: the mean over the photos of the BD-rate (luma section bytes at equal PSNR-Y) against
 Lanczos-3, over every x265 quality and over those up to 16 (the low rates, where the encoder codes
 at x2 and x4), and on how many photos Lanczos-3 needs fewer bytes. Writes downsampling.md and
@@ -32,14 +33,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from upscale import coded_stream  # noqa: E402
 
-from codec.color import downsample, rgb_to_ycbcr, to_uint8  # noqa: E402
+from codec.color import downsample, to_uint8  # noqa: E402
 from codec.luma import stream_size  # noqa: E402
 from codec.metrics import psnr  # noqa: E402
 from codec.models import RELEASES  # noqa: E402
-from codec.training.data import DEFAULT_DATA, is_validation, load_photo, training_photos  # noqa: E402
+from codec.pipeline import luma_loop_filters  # noqa: E402
+from codec.stages import Stages  # noqa: E402
 from codec.upscale import apply_upscale  # noqa: E402
 from codec.weights import load_model  # noqa: E402
 from metrics import bd_rate  # noqa: E402
+from report import held_out_rows  # noqa: E402
 
 X265_QUALITIES = tuple(range(0, 44, 4))
 LOW_RATE_X265_QUALITY = 16
@@ -80,15 +83,17 @@ FILTERS = {"lanczos (nnc)": downsample,  # what codec.luma.luma_stream codes
 def measure(luma: np.ndarray, upscaler: nn.Module) -> list[dict]:
     """One row per filter, scale and x265 quality for a (H, W) float luma plane: the luma section's
     ``bytes`` and the PSNR-Y (dB, against the luma rounded to 8 bits) after ``bicubic`` and after
-    the ``learned`` upscaler (an ``Upscalers``)."""
+    the ``learned`` upscaler (the newest release's ``Upscalers``, whose streams it codes as the
+    encoder does: ``luma_loop_filters``)."""
     rows = []
     height, width = luma.shape
     original = to_uint8(luma)
     for name, filter_ in FILTERS.items():
         for scale in SCALES:
             stream = to_uint8(filter_(luma, *stream_size(height, width, scale)))
+            loop_filters = luma_loop_filters(scale, RELEASES[-1], Stages())
             for x265_quality in X265_QUALITIES:
-                decoded, luma_bytes = coded_stream(stream, x265_quality)
+                decoded, luma_bytes = coded_stream(stream, x265_quality, loop_filters)
                 row = {"filter": name, "scale": scale, "x265_quality": x265_quality, "bytes": luma_bytes}
                 for upscale, network in (("bicubic", None), ("learned", lambda: upscaler)):
                     output = apply_upscale(decoded, height, width, scale, luma_bytes, network, threads=2)
@@ -131,20 +136,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    photos = [photo for photo in training_photos(DEFAULT_DATA) if is_validation(photo[0])][:args.photos]
-    upscaler = load_model(RELEASES[-1]["upscale"])
-    rows_by_photo = []
-    for index, (name, path, k, factor) in enumerate(photos, 1):
-        print(f"[{index}/{len(photos)}] {name}", flush=True)
-        rows_by_photo.append(measure(rgb_to_ycbcr(load_photo(path, k, factor))[0], upscaler))
+    upscaler_key = RELEASES[-1]["upscale"]
+    upscaler = load_model(upscaler_key)
+    photos, rows_by_photo = held_out_rows(lambda luma: measure(luma, upscaler), args.photos)
     table = bd_rates(rows_by_photo)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "downsampling.json").write_text(json.dumps(
-        {"photos": [photo[0] for photo in photos], "upscaler": RELEASES[-1]["upscale"], "bd_rate": table,
-         "rows": rows_by_photo}, indent=1))
+        {"photos": photos, "upscaler": upscaler_key, "bd_rate": table, "rows": rows_by_photo}, indent=1))
     lines = [f"# Luma downsampling filter, {len(photos)} held-out training photos (`benchmarks/downsampling.py`)",
              "", f"BD-rate (luma bytes at equal PSNR-Y) against Lanczos-3, the encoder's filter, mean over the "
-             f"photos; upscaled by bicubic or `{RELEASES[-1]['upscale']}` (trained on Lanczos-3 streams of the "
+             f"photos; upscaled by bicubic or `{upscaler_key}` (trained on Lanczos-3 streams of the "
              f"other photos). x265 qualities 0-40 (all) and 0-{LOW_RATE_X265_QUALITY} (low). Negative: fewer "
              f"bytes than Lanczos-3. In brackets: on how many photos Lanczos-3 needs fewer bytes.", "",
              "| filter | " + " | ".join(f"x{s} {u} {r}" for s in SCALES for u in ("bicubic", "learned")

@@ -213,3 +213,18 @@ def crop_sheet(rows: list[tuple[str, list]], columns: list[str], crop: tuple[int
             draw.text((column * 2 * width + 4, top + 4), f"{label}: {name}", fill="black")
     sheet.save(path)
     return path
+
+
+def held_out_rows(measure: Callable[[np.ndarray], list[dict]], count: int | None = None) -> tuple[list[str], list]:
+    """(names, rows per photo): ``measure`` run on the full-size luma ((H, W) float32) of each
+    held-out training photo (the one in 20 no network trains on; the first ``count``), with a
+    progress line per photo. For design choices of the encoder, judged off the benchmark images."""
+    from codec.color import rgb_to_ycbcr
+    from codec.training.data import DEFAULT_DATA, is_validation, load_photo, training_photos
+
+    photos = [photo for photo in training_photos(DEFAULT_DATA) if is_validation(photo[0])][:count]
+    rows_by_photo = []
+    for index, (name, path, k, factor) in enumerate(photos, 1):
+        print(f"[{index}/{len(photos)}] {name}", flush=True)
+        rows_by_photo.append(measure(rgb_to_ycbcr(load_photo(path, k, factor))[0]))
+    return [photo[0] for photo in photos], rows_by_photo

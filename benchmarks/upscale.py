@@ -4,7 +4,9 @@
 
 1. PSNR-Y of every image's luma at x2 and x4: bicubic, the fidelity net and (if released) the
    perceptual one, on the clean downsampled stream and on the stream HEVC-coded at the x265
-   quality the encoder tries at nnc qualities 1, 5, 10 and 20; the gradient-energy ratio of
+   quality the encoder tries at nnc qualities 1, 5, 10 and 20, coded as the encoder codes it for
+   each (for bicubic with HEVC's loop filters; for an upscaler trained on streams without them,
+   without: bicubic and learned may then differ in luma bpp); the gradient-energy ratio of
    each output to the original (1 is as detailed as the original, below 1 blurred) and the
    strength of a grid of the scale's period in its error (levels, ``metrics.grid_strength``).
 2. Luma alone, at equal luma bits: mean rate-PSNR-Y curves of x1, x2 (bicubic and learned) and x4
@@ -32,8 +34,9 @@ from codec import format, hevc  # noqa: E402
 from codec.color import rgb_to_ycbcr, to_uint8, upsample_bicubic  # noqa: E402
 from codec.luma import luma_stream  # noqa: E402
 from codec.metrics import gradient_energy, grid_strength, psnr  # noqa: E402
-from codec.models import LOOKS, RELEASES  # noqa: E402
-from codec.pipeline import x265_qualities  # noqa: E402
+from codec.models import LOOKS, REGISTRY, RELEASES  # noqa: E402
+from codec.pipeline import luma_loop_filters, x265_qualities  # noqa: E402
+from codec.stages import Stages  # noqa: E402
 from codec.upscale import apply_upscale  # noqa: E402
 from codec.weights import load_model  # noqa: E402
 from report import crop_sheet, stage_benchmark_arguments  # noqa: E402
@@ -51,14 +54,40 @@ def _networks() -> dict[str, object]:
     return {"fidelity": load_model(key), **{look: load_model(other) for look, other in LOOKS.get(key, {}).items()}}
 
 
-def coded_stream(stream: np.ndarray, x265_quality: int) -> tuple[np.ndarray, int]:
-    """The stream HEVC-coded at ``x265_quality``, decoded, and its luma section's bytes."""
-    tiles = hevc.encode_plane(stream, x265_quality)
+def newest_upscaler(loop_filters: bool) -> str:
+    """The registry key of the newest upscaler (in a release, if one is) that reads streams with
+    (or without) HEVC's loop filters; SystemExit if none does."""
+    candidates = sorted((key for key in REGISTRY if key.startswith("upscale-")
+                         and REGISTRY[key].loop_filters == loop_filters), key=lambda key: int(key.split("-v")[1]))
+    released = [release["upscale"] for release in RELEASES if release.get("upscale") in candidates]
+    if not candidates:
+        raise SystemExit(f"no registered upscaler reads streams {'with' if loop_filters else 'without'} loop filters")
+    return (released or candidates)[-1]
+
+
+def coded_stream(stream: np.ndarray, x265_quality: int, loop_filters: bool = True) -> tuple[np.ndarray, int]:
+    """The stream HEVC-coded at ``x265_quality`` (with or without HEVC's loop filters), decoded, and
+    its luma section's bytes."""
+    tiles = hevc.encode_plane(stream, x265_quality, loop_filters)
     return hevc.decode_plane(tiles, *stream.shape), len(format.build_hevc_plane(tiles))
 
 
-def _outputs(stream: np.ndarray, shape: tuple[int, int], scale: int, luma_bytes: int, networks: dict) -> dict:
-    outputs = {"bicubic": upsample_bicubic(stream, *shape)}
+def coded_streams(stream: np.ndarray, scale: int, x265_quality: int) -> dict[str, tuple[np.ndarray, int]]:
+    """{"bicubic": ..., "learned": ...}: (decoded stream, luma bytes) of a stream at ``scale``, coded at
+    ``x265_quality`` as the encoder codes it for bicubic upscaling (``--baseline upscale``) and for
+    the newest release's upscaler (``luma_loop_filters``); coded once where the two agree."""
+    settings = {kind: luma_loop_filters(scale, RELEASES[-1], Stages(frozenset({"upscale"}) if kind == "bicubic"
+                                                                    else frozenset()))
+                for kind in ("bicubic", "learned")}
+    coded = {filters: coded_stream(stream, x265_quality, filters) for filters in set(settings.values())}
+    return {kind: coded[filters] for kind, filters in settings.items()}
+
+
+def _outputs(streams: dict[str, tuple[np.ndarray, int]], shape: tuple[int, int], scale: int,
+             networks: dict) -> dict:
+    """Each look's upscaled luma: bicubic of the ``bicubic`` stream, the networks' of the ``learned`` one."""
+    outputs = {"bicubic": upsample_bicubic(streams["bicubic"][0], *shape)}
+    stream, luma_bytes = streams["learned"]
     for look, network in networks.items():
         outputs[look] = apply_upscale(stream, *shape, scale, luma_bytes, lambda network=network: network, 2)
     return outputs
@@ -74,14 +103,15 @@ def psnr_rows(lumas: list[np.ndarray], networks: dict) -> list[dict]:
             scores: dict[str, list[float]] = {}
             for luma in lumas:
                 stream = luma_stream(luma, scale)
-                if quality is None:
-                    luma_bytes = stream.size  # 8 bits per sample: the condition of an uncoded stream
+                if quality is None:  # 8 bits per sample: the condition of an uncoded stream
+                    streams = dict.fromkeys(("bicubic", "learned"), (stream, stream.size))
                 else:
                     x265_options = x265_qualities(quality, scale.bit_length() - 1, False)
-                    stream, luma_bytes = coded_stream(stream, x265_options[len(x265_options) // 2])
-                scores.setdefault("bpp", []).append(8 * luma_bytes / luma.size)
+                    streams = coded_streams(stream, scale, x265_options[len(x265_options) // 2])
+                for kind, (_, luma_bytes) in streams.items():
+                    scores.setdefault(f"{kind} bpp", []).append(8 * luma_bytes / luma.size)
                 original = to_uint8(luma)
-                for look, output in _outputs(stream, luma.shape, scale, luma_bytes, networks).items():
+                for look, output in _outputs(streams, luma.shape, scale, networks).items():
                     scores.setdefault(look, []).append(psnr(original, output))
                     scores.setdefault(f"{look} detail", []).append(gradient_energy(output) / gradient_energy(original))
                     scores.setdefault(f"{look} grid", []).append(grid_strength(original, output, scale))
@@ -98,13 +128,17 @@ def curves(lumas: list[np.ndarray], networks: dict) -> dict:
         for x265_quality in grid:
             points: dict[str, list[tuple[float, float]]] = {}
             for luma in lumas:
-                stream, luma_bytes = coded_stream(luma_stream(luma, scale), x265_quality)
-                bpp, original = 8 * luma_bytes / luma.size, to_uint8(luma)
-                outputs = ({"bicubic": stream} if scale == 1 else
-                           _outputs(stream, luma.shape, scale, luma_bytes, {"fidelity": networks["fidelity"]}))
+                original = to_uint8(luma)
+                if scale == 1:
+                    stream, luma_bytes = coded_stream(luma_stream(luma, scale), x265_quality)
+                    points.setdefault("x1", []).append((8 * luma_bytes / luma.size, psnr(original, stream)))
+                    continue
+                streams = coded_streams(luma_stream(luma, scale), scale, x265_quality)
+                outputs = _outputs(streams, luma.shape, scale, {"fidelity": networks["fidelity"]})
                 for look, output in outputs.items():
-                    points.setdefault(f"x{scale} {look}" if scale > 1 else "x1", []).append((bpp, psnr(original,
-                                                                                                     output)))
+                    luma_bytes = streams["bicubic" if look == "bicubic" else "learned"][1]
+                    points.setdefault(f"x{scale} {look}", []).append((8 * luma_bytes / luma.size,
+                                                                      psnr(original, output)))
             for name, values in points.items():
                 result.setdefault(name, []).append(tuple(np.mean(values, axis=0).tolist()))
     crossovers = {look: crossover_bpp(result["x1"], result[f"x2 {look}"]) for look in ("bicubic", "fidelity")}
@@ -169,15 +203,18 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "upscale.json").write_text(json.dumps(results, indent=1) + "\n")
     looks = list(networks)
     lines = [f"# Upscaler (stage 2) on {len(images)} images of {args.folder.name}", "",
-             "Mean PSNR-Y (dB) of the luma upscaled from its stream; in brackets the gradient energy of the "
+             "Mean PSNR-Y (dB) of the luma upscaled from its stream, coded as the encoder codes it for each "
+             "(the luma bpp of each; where they differ, the gain compares different streams); in brackets the "
+             "gradient energy of the "
              "output over the original's (detail kept: 1 = as much as the original) and the grid in its error "
              "(levels: the RMS of the error's mean per phase of the scale's period).", "",
-             "| scale | input | luma bpp | bicubic | " + " | ".join(looks) + " | gain (fidelity) |",
+             "| scale | input | luma bpp (bicubic / learned) | bicubic | " + " | ".join(looks) + " | gain (fidelity) |",
              "|---|---|---|---|" + "---|" * len(looks) + "---|"]
     for row in results["psnr"]:
         cells = [f"{row[look]:.2f} ({row[f'{look} detail']:.2f}, {row[f'{look} grid']:.2f})"
                  for look in ("bicubic", *looks)]
-        lines.append(f"| x{row['scale']} | {row['input']} | {row['bpp']:.4f} | " + " | ".join(cells)
+        lines.append(f"| x{row['scale']} | {row['input']} | {row['bicubic bpp']:.4f} / {row['learned bpp']:.4f} | "
+                     + " | ".join(cells)
                      + f" | {row['fidelity'] - row['bicubic']:+.2f} |")
     crossover = results["crossover_bpp"]
     lines += ["", "Luma alone at equal bits (x265 quality grids, mean over the images), the luma bpp below which "

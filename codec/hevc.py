@@ -40,6 +40,11 @@ PARAMETER_SET_TYPES = tuple(range(NAL_TYPE_VPS, NAL_TYPE_PPS + 1))
 # x265 settings: intra, tuned for PSNR (libheif enables psycho-visual tuning and adaptive
 # quantisation by default, which cost PSNR at equal rate).
 X265_PARAMS = {"x265:psy-rd": "0", "x265:psy-rdoq": "0", "x265:aq-mode": "0"}
+# Both in-loop filters off (deblocking and SAO; only together: x265 hangs with deblocking off and
+# SAO on): for a stream whose decoder runs a network trained on unfiltered pictures. In intra
+# coding the filters only shape the output (prediction reads unfiltered samples), so a network
+# after them can replace them, and SAO's side information is saved.
+X265_NO_LOOP_FILTERS = {"x265:sao": "0", "x265:deblock": "false"}
 
 
 def _box(box_type: bytes, *fields) -> Prefixed:
@@ -189,17 +194,19 @@ def nal_units_of_heif(heif_bytes: bytes) -> list[bytes]:
     return nal_units
 
 
-def encode_picture(plane: np.ndarray, quality: int) -> list[bytes]:
+def encode_picture(plane: np.ndarray, quality: int, loop_filters: bool = True) -> list[bytes]:
     """Code one picture as HEVC intra.
 
     plane: (H, W) uint8, each side at most ``TILE_SIDE``.
     quality: x265 quality 0..100 (libheif maps it to CRF = (100 - quality) / 2).
+    loop_filters: False codes the picture with HEVC's deblocking and SAO off (``X265_NO_LOOP_FILTERS``).
     Returns the NAL units (VPS, SPS, PPS, slice segments), without start codes or length fields.
     """
     height, width = plane.shape
     heif = pillow_heif.from_bytes(mode="L", size=(width, height), data=np.ascontiguousarray(plane).tobytes())
     buffer = io.BytesIO()
-    heif.save(buffer, quality=int(quality), enc_params=X265_PARAMS)
+    heif.save(buffer, quality=int(quality), enc_params=X265_PARAMS if loop_filters else
+              {**X265_PARAMS, **X265_NO_LOOP_FILTERS})
     return nal_units_of_heif(buffer.getvalue())
 
 
@@ -256,9 +263,10 @@ def tile_grid(height: int, width: int) -> list[tuple[slice, slice]]:
     ]
 
 
-def encode_plane(plane: np.ndarray, quality: int) -> list[list[bytes]]:
-    """Code a (H, W) uint8 plane of any size as independent HEVC tiles; one NAL list per tile."""
-    return [encode_picture(plane[rows, cols], quality) for rows, cols in tile_grid(*plane.shape)]
+def encode_plane(plane: np.ndarray, quality: int, loop_filters: bool = True) -> list[list[bytes]]:
+    """Code a (H, W) uint8 plane of any size as independent HEVC tiles; one NAL list per tile
+    (``loop_filters``: as for ``encode_picture``)."""
+    return [encode_picture(plane[rows, cols], quality, loop_filters) for rows, cols in tile_grid(*plane.shape)]
 
 
 def decode_plane(tiles: list[list[bytes]], height: int, width: int) -> np.ndarray:

@@ -36,12 +36,14 @@ def luma_stream(luma: np.ndarray, scale: int) -> np.ndarray:
     return to_uint8(luma if scale == 1 else downsample(luma, low_height, low_width))
 
 
-def encode_luma(luma: np.ndarray, scale: int, quality: int, stream: np.ndarray | None = None) -> LumaCandidate:
+def encode_luma(luma: np.ndarray, scale: int, quality: int, stream: np.ndarray | None = None,
+                loop_filters: bool = True) -> LumaCandidate:
     """Code a (H, W) float luma plane downsampled by ``scale`` at x265 ``quality`` (0..100).
 
-    stream: ``luma_stream(luma, scale)``, when the caller already has it (it codes several qualities)."""
+    stream: ``luma_stream(luma, scale)``, when the caller already has it (it codes several qualities).
+    loop_filters: False codes it with HEVC's deblocking and SAO off (for a network trained without them)."""
     stream = luma_stream(luma, scale) if stream is None else stream
-    tiles = hevc.encode_plane(stream, quality)
+    tiles = hevc.encode_plane(stream, quality, loop_filters)
     return LumaCandidate(scale, quality, format.build_hevc_plane(tiles), hevc.decode_plane(tiles, *stream.shape))
 
 

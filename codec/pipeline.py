@@ -92,6 +92,14 @@ class EncodeReport:
     psnr: float = 0.0  # dB over all samples (RGB, or gray), of the decoded image against the input
 
 
+def luma_loop_filters(scale: int, release: dict[str, str], stages: Stages) -> bool:
+    """Whether the encoder codes luma at ``scale`` with HEVC's loop filters (deblocking, SAO): yes,
+    unless decoder stage 2 runs a network of ``release`` trained on streams without them
+    (``ModelSpec.loop_filters``): that network then replaces them."""
+    learned = scale > 1 and "upscale" not in stages.baseline and "upscale" in release
+    return not learned or REGISTRY[release["upscale"]].loop_filters
+
+
 class ImageEncoder:
     """Encodes one image at any quality; remembers coded candidates, so a search over quality
     (``--target-size``) codes each (scale, x265 quality) or hint option once."""
@@ -139,7 +147,8 @@ class ImageEncoder:
         if key not in self._luma_cache:
             self._progress(f"quality {self._quality}: coding luma x{scale} at x265 quality {quality}")
             self._luma_cache[key] = luma.encode_luma(self.luma_plane, scale, quality,
-                                                     self._downsampled_plane("luma", scale))
+                                                     self._downsampled_plane("luma", scale),
+                                                     luma_loop_filters(scale, self.release, self.stages))
         return self._luma_cache[key]
 
     def choose_luma(self, quality: int) -> luma.LumaCandidate:

@@ -175,3 +175,80 @@ def test_downsampling_benchmark_codes_and_upscales_every_filter(run_module, monk
         assert row["bytes"] > 0 and 10 < row["bicubic"] < 60 and 10 < row["learned"] < 60
     finer = {(row["filter"], row["scale"]): row["bytes"] for row in rows if row["x265_quality"] == 30}
     assert all(finer[row["filter"], row["scale"]] > row["bytes"] for row in rows if row["x265_quality"] == 10)
+
+
+def test_loop_filter_bd_rate_compares_each_upscaler_and_the_encoders_two_choices(run_module):
+    import loop_filters
+
+    from metrics import bd_rate
+
+    top, low = max(loop_filters.X265_QUALITIES), loop_filters.LOW_RATE_X265_QUALITY
+    gains = {True: {"bicubic": 0.0, "with": 1.0, "without": 0.5}, False: {"bicubic": 0.0, "with": 0.4, "without": 1.2}}
+
+    def curve(share: float, db: float, last: int) -> tuple[list, list]:
+        qualities = [q for q in loop_filters.X265_QUALITIES if q <= last]
+        return [share * 1000 * 2 ** (q / 8) for q in qualities], [20 + q / 4 + db for q in qualities]
+
+    def photo(share: float) -> list[dict]:
+        """Streams without the filters take ``share`` of the bytes of those with them."""
+        rows = []
+        for scale in loop_filters.SCALES:
+            for filters in (True, False):
+                byte_counts, psnrs = curve(1.0 if filters else share, 0.0, top)
+                rows += [{"scale": scale, "x265_quality": q, "filters": filters, "bytes": b,
+                          **{name: p + gain for name, gain in gains[filters].items()}}
+                         for q, b, p in zip(loop_filters.X265_QUALITIES, byte_counts, psnrs)]
+        return rows
+
+    table = loop_filters.bd_rates([photo(0.9), photo(0.95)])
+    bicubic = [bd_rate(*curve(1.0, 0.0, top), *curve(share, 0.0, top)) for share in (0.9, 0.95)]
+    assert table["bicubic|x2|all"]["mean"] == pytest.approx(sum(bicubic) / 2) and -11 < bicubic[0] < -9
+    choice = [bd_rate(*curve(1.0, 1.0, low), *curve(share, 1.2, low)) for share in (0.9, 0.95)]
+    assert table["encoder's choice|x4|low"]["mean"] == pytest.approx(sum(choice) / 2)
+    assert table["encoder's choice|x4|low"]["mean"] < table["bicubic|x4|low"]["mean"] < 0
+    assert table["upscaler with filters|x2|all"]["mean"] > 0  # it lost 0.6 dB on streams without filters
+    assert table["upscaler with filters|x2|all"]["filters_better"] == 2
+    assert table["encoder's choice|x2|all"]["filters_better"] == 0
+
+
+def test_loop_filter_benchmark_codes_both_ways_and_upscales_each(run_module, monkeypatch):
+    import loop_filters
+    from upscale import coded_stream
+
+    from codec.color import to_uint8
+    from codec.luma import luma_stream
+    from codec.metrics import psnr
+    from codec.upscale import apply_upscale
+    from codec.weights import load_model
+
+    monkeypatch.setattr(loop_filters, "X265_QUALITIES", (10, 30))
+    networks = {"with": load_model("upscale-v1"), "without": load_model("upscale-v2")}
+    luma = rgb_to_ycbcr(synthetic_rgb(48, 64))[0]
+    rows = loop_filters.measure(luma, networks)
+    assert len(rows) == len(loop_filters.SCALES) * 2 * 2
+    for row in rows:  # each row: its stream coded as its "filters" says, each upscaler run on it
+        decoded, luma_bytes = coded_stream(luma_stream(luma, row["scale"]), row["x265_quality"], row["filters"])
+        assert row["bytes"] == luma_bytes
+        for name, network in networks.items():
+            output = apply_upscale(decoded, *luma.shape, row["scale"], luma_bytes, lambda network=network: network, 2)
+            assert row[name] == psnr(to_uint8(luma), output)
+    assert {row["filters"] for row in rows} == {True, False}
+
+
+@pytest.mark.parametrize("reads_filtered", [True, False])
+def test_each_upscaler_is_measured_on_streams_coded_as_the_encoder_codes_them_for_it(run_module, monkeypatch,
+                                                                                      reads_filtered):
+    import dataclasses
+
+    import upscale
+
+    from codec.models import REGISTRY, RELEASES
+
+    key = RELEASES[-1]["upscale"]
+    monkeypatch.setitem(REGISTRY, key, dataclasses.replace(REGISTRY[key], loop_filters=reads_filtered))
+    stream = luma_stream(rgb_to_ycbcr(synthetic_rgb(48, 64))[0], 2)
+    streams = upscale.coded_streams(stream, 2, 20)
+    for kind, filters in (("bicubic", True), ("learned", reads_filtered)):
+        decoded, luma_bytes = upscale.coded_stream(stream, 20, filters)
+        assert streams[kind][1] == luma_bytes and np.array_equal(streams[kind][0], decoded)
+    assert upscale.newest_upscaler(reads_filtered) == key  # the released one, newest of its kind

@@ -42,9 +42,13 @@ CASES = {
     "photo_grid_deblock3": (55, release_version(RELEASES[7]).hex()),
     "photo_segments_deblock3": (1, release_version(RELEASES[7]).hex()),
     "photo_x4_deblock3": (1, release_version(RELEASES[7]).hex()),
+    "photo_grid_upscale3": (55, release_version(RELEASES[8]).hex()),  # format 1.1
+    "photo_segments_upscale3": (1, release_version(RELEASES[8]).hex()),
+    "photo_x4_upscale3": (1, release_version(RELEASES[8]).hex()),  # x4 luma without HEVC's loop filters
 }
 # file stem -> the box of the sample photo it encodes, where not the default 192x128 corner
-BOXES = {"photo_x4_upscale2": (0, 0, 256, 192), "photo_x4_deblock3": (0, 0, 256, 192)}
+BOXES = {"photo_x4_upscale2": (0, 0, 256, 192), "photo_x4_deblock3": (0, 0, 256, 192),
+         "photo_x4_upscale3": (0, 0, 256, 192)}
 
 
 def _source(stem: str) -> Image.Image:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from codec import weights
-from codec.models import REGISTRY, RELEASES, ModelSpec
+from codec.models import LOOKS, REGISTRY, RELEASES, ModelSpec
 from codec.models.colorizer import HintColorizer
 from codec.models.deblocker import Deblocker
 from codec.models.sr_net import Upscalers
@@ -124,6 +124,46 @@ def test_the_upscaler_cache_holds_streams_at_both_scales(tiny_cache):
         assert sample["original"].shape == (48, 68)
         assert sample["x2_decoded"].shape == (4, 24, 34) and sample["x4_decoded"].shape == (4, 12, 17)
         assert (np.diff(sample["x4_luma_bytes"]) >= 0).all()  # qualities drawn in rising bands
+
+
+def test_upscaler_samples_are_coded_as_the_encoder_codes_for_the_upscaler_being_trained(tiny_cache, tmp_path):
+    """Streams without HEVC's loop filters (the encoder's for an upscaler trained on them); a sample
+    made with the filters is out of date, so the cache is remade rather than silently mixed."""
+    from codec import format, hevc
+    from codec.color import rgb_to_ycbcr, to_uint8
+    from codec.luma import luma_stream
+
+    cache, stems = tiny_cache
+    path = cache / "upscale" / "train" / f"bsds-train-{stems[1]}.npz"
+    with np.load(path) as sample:
+        assert not bool(sample["loop_filters"]) and not data.UPSCALE_LOOP_FILTERS
+        original, quality, stored = sample["original"], int(sample["x265_quality"][0]), dict(sample)
+    [(_, source, k, factor)] = [entry for entry in data.training_photos(cache.parent) if entry[0].endswith(stems[1])]
+    luma = rgb_to_ycbcr(data.load_photo(source, k, factor))[0]
+    assert np.array_equal(original, to_uint8(luma))
+    stream = luma_stream(luma, 4)
+    tiles = hevc.encode_plane(stream, quality, loop_filters=False)
+    assert int(stored["x4_luma_bytes"][0]) == len(format.build_hevc_plane(tiles))
+    assert np.array_equal(stored["x4_decoded"][0], hevc.decode_plane(tiles, *stream.shape))
+    assert data.up_to_date("upscale", path)
+    for name, marker in (("filtered.npz", {"loop_filters": np.array(True)}), ("older.npz", {})):
+        np.savez(tmp_path / name, **{key: value for key, value in stored.items() if key != "loop_filters"}, **marker)
+        assert not data.up_to_date("upscale", tmp_path / name)
+
+
+def test_the_upscalers_looks_and_cache_read_streams_coded_as_the_released_upscaler_reads_them(tiny_cache, tmp_path):
+    """A look renders a release's network from the same streams; the cache matches the newest
+    release's upscaler, and training refuses samples coded otherwise (a cache made in part)."""
+    for key, looks in LOOKS.items():
+        assert all(REGISTRY[other].loop_filters == REGISTRY[key].loop_filters for other in looks.values())
+    assert REGISTRY[RELEASES[-1]["upscale"]].loop_filters == data.UPSCALE_LOOP_FILTERS
+    cache, stems = tiny_cache
+    mixed = tmp_path / "upscale" / "val"
+    mixed.mkdir(parents=True)
+    with np.load(cache / "upscale" / "val" / f"bsds-train-{stems[2]}.npz") as sample:
+        np.savez(mixed / "old.npz", **{key: value for key, value in sample.items() if key != "loop_filters"})
+    with pytest.raises(SystemExit, match="loop-filter settings"):
+        upscale.load_samples(tmp_path, "val")
 
 
 def test_upscaler_training_resumes_and_exports_a_loadable_weight_file(tiny_cache, tmp_path, capsys, monkeypatch):

@@ -3,6 +3,8 @@ beat bicubic on a low-rate file, --baseline upscale and --look switch what the d
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -124,6 +126,31 @@ def test_the_encoder_judges_the_learned_upscalers_output(photo):
     data, report = encoder.encode(1)
     assert report.luma_scale > 1
     assert np.array_equal(encoder.decoded_luma(encoder.choose_luma(1)), np.asarray(codec.decode(data)))
+
+
+@pytest.mark.parametrize("reads_filtered", [True, False])
+def test_downsampled_luma_loses_hevcs_loop_filters_only_for_an_upscaler_trained_without_them(
+        photo, monkeypatch, reads_filtered):
+    """The encoder codes x2/x4 luma without deblocking and SAO when, and only when, stage 2 runs a
+    network trained on such streams (``ModelSpec.loop_filters``); full-size luma and the bicubic
+    baseline keep them."""
+    from codec import format, hevc
+    from codec.luma import luma_stream
+    from codec.models import REGISTRY
+    from codec.pipeline import ImageEncoder
+
+    release = RELEASES[-1]
+    monkeypatch.setitem(REGISTRY, release["upscale"],
+                        dataclasses.replace(REGISTRY[release["upscale"]], loop_filters=reads_filtered))
+    gray = np.asarray(photo.convert("L"))
+    for stages, filtered in ((Stages(), reads_filtered), (Stages(frozenset({"upscale"})), True)):
+        encoder = ImageEncoder(gray, stages=stages)
+        for scale, quality in ((4, 10), (2, 20), (1, 20)):
+            payloads = {filters: format.build_hevc_plane(hevc.encode_plane(luma_stream(encoder.luma_plane, scale),
+                                                                           quality, filters))
+                        for filters in (True, False)}
+            assert payloads[True] != payloads[False]
+            assert encoder._luma(scale, quality).payload == payloads[filtered or scale == 1]
 
 
 @needs_release

@@ -16,12 +16,16 @@ from .sr_net import Upscalers
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A learned model: its network class, hyperparameters, weight file name and its SHA-256."""
+    """A learned model: its network class, hyperparameters, weight file name and its SHA-256;
+    loop_filters (upscalers only; other stages' HEVC pictures keep them): whether the luma streams
+    it reads keep HEVC's loop filters; an upscaler trained on streams coded without deblocking and
+    SAO has the encoder code its x2/x4 luma that way."""
 
     cls: type
     weight_file: str
     sha256: str
     hparams: dict = field(default_factory=dict)
+    loop_filters: bool = True
 
 
 _UPSCALERS_V1 = {"x2": {"condition_channels": 1, "channels": 32, "blocks": 4},
@@ -43,6 +47,10 @@ REGISTRY: dict[str, ModelSpec] = {
                             "4d00bf4795c968073bb7a5b6e13e832392edf5e4e6bcbc02e3e8850ad3943508", _UPSCALERS_V1),
     "upscale-v2": ModelSpec(Upscalers, "upscale-v2-897110e5.pt",
                             "897110e598e5dec1bef014aee5bbdbc1ae383abaf7191bc21efed8b5fd5e5d33", _UPSCALERS_V2),
+    # upscale-v2 trained on streams coded without HEVC's loop filters: the encoder codes x2/x4 luma so
+    "upscale-v3": ModelSpec(Upscalers, "upscale-v3-a7472d1b.pt",
+                            "a7472d1b5cdf524528ef6c4bb06741f09605c067a919ccc4ce76b8abf7f8f49a", _UPSCALERS_V2,
+                            loop_filters=False),
     "colorize-v1": ModelSpec(HintColorizer, "colorize-v1-47c27ced.pt",
                              "47c27ced52733a05b64cbc213dece39e3b90701eb69c5d7c67d379ad5a5d4ace",
                              {"fold": 4, "condition_channels": 3, "channels": 40, "blocks": 4}),
@@ -57,6 +65,10 @@ REGISTRY: dict[str, ModelSpec] = {
     "upscale_perceptual-v2": ModelSpec(Upscalers, "upscale_perceptual-v2-11e196b3.pt",
                                        "11e196b3c43bf8f3834645f46f219a7c01e9cae0ae1e1311d8909a2460a553f4",
                                        _UPSCALERS_V2),
+    # the perceptual look of upscale-v3, fine-tuned as upscale_perceptual-v2 on streams without loop filters
+    "upscale_perceptual-v3": ModelSpec(Upscalers, "upscale_perceptual-v3-0322f312.pt",
+                                       "0322f3129364613fd81c97a9bfafcb239911b4043c4c87a242cd54772743761b",
+                                       _UPSCALERS_V2, loop_filters=False),
     # nnc restore (JPEG files): in no release, since it decodes no .nnc file
     "deblock_jpeg-v1": ModelSpec(Deblocker, "deblock_jpeg-v1-8681bc53.pt",
                                  "8681bc536ec86407ac686d17499289f4b24450541479470d8698625a71102cfc",
@@ -72,7 +84,8 @@ REGISTRY: dict[str, ModelSpec] = {
 # release 4 (nnc 0.7, format 1.0) adds deblock-v2, told by each file how strongly to filter (see weights/README.md);
 # release 5 (nnc 0.8) has colorize-v2, colorize-v1 trained further; release 6 (nnc 0.9) has upscale-v2,
 # upscale-v1 deepened at x2 and trained further (deblock-v2 unchanged: stage 4 runs only on full-size luma);
-# release 7 (nnc 0.10) has deblock-v3, deblock-v2 trained further on full-size luma only.
+# release 7 (nnc 0.10) has deblock-v3, deblock-v2 trained further on full-size luma only; release 8
+# (nnc 0.11, format 1.1) has upscale-v3, which replaces HEVC's loop filters in x2/x4 luma.
 RELEASES: tuple[dict[str, str], ...] = (
     {},
     {"deblock": "deblock-v1"},
@@ -82,11 +95,13 @@ RELEASES: tuple[dict[str, str], ...] = (
     {"upscale": "upscale-v1", "color": "colorize-v2", "deblock": "deblock-v2"},
     {"upscale": "upscale-v2", "color": "colorize-v2", "deblock": "deblock-v2"},
     {"upscale": "upscale-v2", "color": "colorize-v2", "deblock": "deblock-v3"},
+    {"upscale": "upscale-v3", "color": "colorize-v2", "deblock": "deblock-v3"},
 )
 
 # Registry key -> {look: registry key}: other renderings of a release's network that a decoder may
 # choose (``--look``). They change no file and no model version, so they can be added at any time.
 LOOKS: dict[str, dict[str, str]] = {"upscale-v1": {"perceptual": "upscale_perceptual-v1"},
-                                    "upscale-v2": {"perceptual": "upscale_perceptual-v2"}}
+                                    "upscale-v2": {"perceptual": "upscale_perceptual-v2"},
+                                    "upscale-v3": {"perceptual": "upscale_perceptual-v3"}}
 
 __all__ = ["LOOKS", "REGISTRY", "RELEASES", "ModelSpec", "Deblocker", "HintColorizer", "Upscalers"]

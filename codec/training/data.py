@@ -13,7 +13,9 @@ For every photo the cache holds one ``.npz`` per kind:
   again when the newest release's stages before deblocking change (a new upscaler).
 - ``upscale/``: the original luma and, for the luma stream at scale 2 and at scale 4, the stream
   as decoded after HEVC coding at 4 x265 qualities spread over the range the encoder uses at
-  those scales (``x2_decoded``, ``x2_luma_bytes``...): the input of stage 2.
+  those scales (``x2_decoded``, ``x2_luma_bytes``...): the input of stage 2. Coded without HEVC's
+  loop filters (``loop_filters``: ``UPSCALE_LOOP_FILTERS``), as the encoder codes them for an
+  upscaler trained on them.
 - ``color/``: what stage 3 sees: for each ``codec/`` quality, the decoded full-size luma (after
   stage 2) and hints coded exactly as the encoder codes them (a grid thumbnail at each factor, at
   one of the x265 qualities the encoder tries there, and segment hints of a random density and
@@ -40,7 +42,14 @@ from .. import chroma, format, hevc
 from ..color import rgb_to_ycbcr, to_uint8
 from ..luma import encode_luma, luma_stream
 from ..models import RELEASES
-from ..pipeline import GRID_FACTOR_LOG2_CHOICES, SEGMENT_QUANT_STEPS, SEGMENT_STEPS, ImageEncoder, x265_qualities
+from ..pipeline import (
+    GRID_FACTOR_LOG2_CHOICES,
+    SEGMENT_QUANT_STEPS,
+    SEGMENT_STEPS,
+    ImageEncoder,
+    luma_loop_filters,
+    x265_qualities,
+)
 from ..restore import jpeg_quality
 from ..stages import Stages
 
@@ -51,6 +60,7 @@ CODEC_QUALITY_BANDS = ((1, 10), (11, 25), (26, 45), (46, 70))
 JPEG_QUALITY_BANDS = ((5, 12), (13, 25), (26, 37), (38, 50))
 UPSCALE_X265_BANDS = ((0, 6), (7, 14), (15, 24), (25, 40))  # x265 qualities of x2/x4 streams at nnc qualities 1..30
 UPSCALE_SCALES = (2, 4)
+UPSCALE_LOOP_FILTERS = False  # the x2/x4 streams are coded without HEVC's loop filters (from upscale-v3 on)
 VALIDATION_EVERY = 20
 ENCODER_REVISION = 2  # raised when the encoder's luma choices change (2: x265 qualities on a lattice)
 
@@ -148,7 +158,8 @@ def color_sample(pixels: np.ndarray, codec: dict[str, np.ndarray], seed: int) ->
         candidates = [chroma.encode_grid_hints(cb, cr, factor_log2,
                                                int(rng.choice(x265_qualities(quality, factor_log2, large=False))))
                       for factor_log2 in GRID_FACTOR_LOG2_CHOICES]
-        chosen = encode_luma(luma, scale, int(codec["x265_quality"][index]))  # the luma stream the encoder chose
+        chosen = encode_luma(luma, scale, int(codec["x265_quality"][index]),  # the luma stream the encoder chose
+                             loop_filters=luma_loop_filters(scale, RELEASES[-1], Stages()))
         if len(chosen.payload) != luma_bytes:
             raise ValueError("the codec sample was made by another encoder: remake the cache")
         step = max(2, round(int(rng.choice(SEGMENT_STEPS)) / scale))
@@ -165,9 +176,16 @@ def color_sample(pixels: np.ndarray, codec: dict[str, np.ndarray], seed: int) ->
             "layout": np.array(layouts), "pipeline": np.array(stages_before_deblock())}
 
 
-def _up_to_date(kind: str, path: Path) -> bool:
+def up_to_date(kind: str, path: Path) -> bool:
+    """Whether the cached sample of ``kind`` at ``path`` exists and was made as this code makes it
+    (``upscale``: streams with the loop-filter setting of ``UPSCALE_LOOP_FILTERS``; ``codec`` and
+    ``color``: by the newest release's stages before stage 4, ``stages_before_deblock``)."""
     if not path.exists():
         return False
+    if kind == "upscale":
+        with np.load(path) as sample:  # made before the streams lost their loop filters: with them
+            return bool(sample["loop_filters"]) == UPSCALE_LOOP_FILTERS if "loop_filters" in sample else \
+                UPSCALE_LOOP_FILTERS
     if kind not in ("codec", "color"):
         return True
     with np.load(path) as sample:  # files made before stage 2 was learned have no "pipeline": bicubic
@@ -178,12 +196,13 @@ def _up_to_date(kind: str, path: Path) -> bool:
 def upscale_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarray]:
     """What stage 2 sees: the luma stream at each scale, decoded after coding at each x265 quality."""
     original = rgb_to_ycbcr(pixels)[0]
-    sample = {"original": to_uint8(original), "x265_quality": np.array(qualities)}
+    sample = {"original": to_uint8(original), "x265_quality": np.array(qualities),
+              "loop_filters": np.array(UPSCALE_LOOP_FILTERS)}
     for scale in UPSCALE_SCALES:
         stream = luma_stream(original, scale)
         decoded, luma_bytes = [], []
         for quality in qualities:
-            tiles = hevc.encode_plane(stream, quality)
+            tiles = hevc.encode_plane(stream, quality, UPSCALE_LOOP_FILTERS)
             decoded.append(hevc.decode_plane(tiles, *stream.shape))
             luma_bytes.append(len(format.build_hevc_plane(tiles)))
         sample.update({f"x{scale}_decoded": np.stack(decoded),
@@ -215,7 +234,7 @@ def _make(item: tuple[str, Path, int, int], cache: Path, kinds: tuple[str, ...] 
     pixels = None
     for kind in (known for known in KINDS if known in kinds):
         target = cache / kind / split / f"{name}.npz"
-        if _up_to_date(kind, target):
+        if up_to_date(kind, target):
             continue
         pixels = load_photo(path, k, factor) if pixels is None else pixels
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..color import upsample_bicubic
 from ..metrics import gradient_energy, grid_strength, psnr
-from ..models import RELEASES
+from ..models import REGISTRY, RELEASES
 from ..models.sr_net import Discriminator, Upscalers
 from ..stages import LOOK_CHOICES
 from ..upscale import apply_upscale, rate_condition
@@ -48,7 +48,7 @@ from .common import (
     random_crops,
     run_steps,
 )
-from .data import UPSCALE_SCALES
+from .data import UPSCALE_LOOP_FILTERS, UPSCALE_SCALES, up_to_date
 
 MODEL_ID = "upscale"
 HPARAMS = {"x2": {"condition_channels": 1, "channels": 32, "blocks": 6},  # x2: 0.27 s on a 384x256 stream
@@ -77,6 +77,9 @@ def load_samples(cache: Path, split: str) -> dict[int, list[Sample]]:
     for path in sorted((cache / "upscale" / split).glob("*.npz")):
         if path.name.endswith(".tmp.npz"):
             continue
+        if not up_to_date("upscale", path):
+            raise SystemExit(f"{path} was coded with other loop-filter settings than the encoder now uses: "
+                             "run python -m codec.training.data --kinds upscale first")
         with np.load(path) as data:
             original = data["original"]
             for scale in UPSCALE_SCALES:
@@ -197,9 +200,13 @@ def train_perceptual(steps: int, cache: Path, checkpoints: Path, seed: int = 0, 
     * the adversarial loss + feature_weight * L1 between the discriminator's features of the output
     and of the original (feature matching: no downloaded network) + grid_weight * ``phase_error``.
     Resumable like ``train``."""
+    start = RELEASES[-1]["upscale"]
+    if REGISTRY[start].loop_filters != UPSCALE_LOOP_FILTERS:
+        raise SystemExit(f"{start} reads streams {'with' if REGISTRY[start].loop_filters else 'without'} HEVC's "
+                         "loop filters, unlike the cached samples: its looks must be trained on what it reads")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    networks = copy.deepcopy(load_model(RELEASES[-1]["upscale"]))
+    networks = copy.deepcopy(load_model(start))
     discriminators = nn.ModuleDict({f"x{scale}": Discriminator() for scale in UPSCALE_SCALES})
     generator_optimizer = torch.optim.Adam(networks.parameters(), lr=learning_rate, betas=(0.5, 0.999))
     discriminator_optimizer = torch.optim.Adam(discriminators.parameters(), lr=learning_rate, betas=(0.5, 0.999))
