@@ -59,9 +59,9 @@ def newest_upscaler(loop_filters: bool) -> str:
     (or without) HEVC's loop filters; SystemExit if none does."""
     candidates = sorted((key for key in REGISTRY if key.startswith("upscale-")
                          and REGISTRY[key].loop_filters == loop_filters), key=lambda key: int(key.split("-v")[1]))
-    released = [release["upscale"] for release in RELEASES if release.get("upscale") in candidates]
     if not candidates:
         raise SystemExit(f"no registered upscaler reads streams {'with' if loop_filters else 'without'} loop filters")
+    released = [release["upscale"] for release in RELEASES if release.get("upscale") in candidates]
     return (released or candidates)[-1]
 
 
@@ -76,9 +76,8 @@ def coded_streams(stream: np.ndarray, scale: int, x265_quality: int) -> dict[str
     """{"bicubic": ..., "learned": ...}: (decoded stream, luma bytes) of a stream at ``scale``, coded at
     ``x265_quality`` as the encoder codes it for bicubic upscaling (``--baseline upscale``) and for
     the newest release's upscaler (``luma_loop_filters``); coded once where the two agree."""
-    settings = {kind: luma_loop_filters(scale, RELEASES[-1], Stages(frozenset({"upscale"}) if kind == "bicubic"
-                                                                    else frozenset()))
-                for kind in ("bicubic", "learned")}
+    settings = {"bicubic": luma_loop_filters(scale, RELEASES[-1], Stages(frozenset({"upscale"}))),
+                "learned": luma_loop_filters(scale, RELEASES[-1], Stages())}
     coded = {filters: coded_stream(stream, x265_quality, filters) for filters in set(settings.values())}
     return {kind: coded[filters] for kind, filters in settings.items()}
 
@@ -205,9 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"# Upscaler (stage 2) on {len(images)} images of {args.folder.name}", "",
              "Mean PSNR-Y (dB) of the luma upscaled from its stream, coded as the encoder codes it for each "
              "(the luma bpp of each; where they differ, the gain compares different streams); in brackets the "
-             "gradient energy of the "
-             "output over the original's (detail kept: 1 = as much as the original) and the grid in its error "
-             "(levels: the RMS of the error's mean per phase of the scale's period).", "",
+             "gradient energy of the output over the original's (detail kept: 1 = as much as the original) and "
+             "the grid in its error (levels: the RMS of the error's mean per phase of the scale's period).", "",
              "| scale | input | luma bpp (bicubic / learned) | bicubic | " + " | ".join(looks) + " | gain (fidelity) |",
              "|---|---|---|---|" + "---|" * len(looks) + "---|"]
     for row in results["psnr"]:
