@@ -94,10 +94,11 @@ class EncodeReport:
 
 def luma_loop_filters(scale: int, release: dict[str, str], stages: Stages) -> bool:
     """Whether the encoder codes luma at ``scale`` with HEVC's loop filters (deblocking, SAO): yes,
-    unless decoder stage 2 runs a network of ``release`` trained on streams without them
-    (``ModelSpec.loop_filters``): that network then replaces them."""
-    learned = scale > 1 and "upscale" not in stages.baseline and "upscale" in release
-    return not learned or REGISTRY[release["upscale"]].loop_filters
+    unless the decoder stage that may replace them (stage 2 for x2/x4, stage 4 for full size)
+    runs a network of ``release`` trained on luma without them (``ModelSpec.loop_filters``)."""
+    stage = "upscale" if scale > 1 else "deblock"
+    learned = stage not in stages.baseline and stage in release
+    return not learned or REGISTRY[release[stage]].loop_filters
 
 
 class ImageEncoder:
@@ -105,13 +106,17 @@ class ImageEncoder:
     (``--target-size``) codes each (scale, x265 quality) or hint option once."""
 
     def __init__(self, pixels: np.ndarray, icc_profile: bytes = b"", exif: bytes = b"",
-                 stages: Stages | None = None, progress: Callable[[str], None] | None = None) -> None:
+                 stages: Stages | None = None, progress: Callable[[str], None] | None = None,
+                 full_size_loop_filters: bool | None = None) -> None:
         """pixels: (H, W, 3) uint8 RGB, or (H, W) uint8 grayscale (stored without hints).
         icc_profile, exif: metadata to keep in the file (empty: none). stages: the decoder stages
         to judge candidates by (default: every learned stage of the newest release). progress: told
         of each candidate coded and each network run, in lines like "quality 30: coding luma x2 at
-        x265 quality 44" (long encodes show what they do)."""
+        x265 quality 44" (long encodes show what they do). full_size_loop_filters: whether luma
+        coded at x1 keeps HEVC's loop filters (None: as ``luma_loop_filters`` says; the training
+        data of a deblocker that replaces them sets False, with stage 4 off)."""
         self.pixels = pixels
+        self.full_size_loop_filters = full_size_loop_filters
         self._progress = progress or (lambda message: None)
         self._quality = 0  # the quality being encoded, for progress lines
         self.stages = dataclasses.replace(stages or Stages(), look="fidelity")  # the reference rendering
@@ -146,9 +151,10 @@ class ImageEncoder:
         key = (scale, quality)
         if key not in self._luma_cache:
             self._progress(f"quality {self._quality}: coding luma x{scale} at x265 quality {quality}")
+            filters = (self.full_size_loop_filters if scale == 1 and self.full_size_loop_filters is not None
+                       else luma_loop_filters(scale, self.release, self.stages))
             self._luma_cache[key] = luma.encode_luma(self.luma_plane, scale, quality,
-                                                     self._downsampled_plane("luma", scale),
-                                                     luma_loop_filters(scale, self.release, self.stages))
+                                                     self._downsampled_plane("luma", scale), filters)
         return self._luma_cache[key]
 
     def choose_luma(self, quality: int) -> luma.LumaCandidate:

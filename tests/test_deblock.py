@@ -146,6 +146,30 @@ def test_the_encoder_judges_candidates_by_the_decoders_real_output(photo):
         assert (format.parse_container(data).deblock_level == 0) == ("deblock" in stages.baseline)
 
 
+@pytest.mark.parametrize("reads_filtered", [True, False])
+def test_full_size_luma_loses_hevcs_loop_filters_only_for_a_deblocker_trained_without_them(
+        photo, monkeypatch, reads_filtered):
+    """The encoder codes x1 luma without deblocking and SAO when, and only when, stage 4 runs a
+    network trained on such luma (``ModelSpec.loop_filters``); the identity baseline keeps them."""
+    import dataclasses
+
+    from codec import hevc
+    from codec.models import REGISTRY, RELEASES
+    from codec.pipeline import ImageEncoder
+    from codec.stages import Stages
+
+    release = RELEASES[-1]
+    monkeypatch.setitem(REGISTRY, release["deblock"],
+                        dataclasses.replace(REGISTRY[release["deblock"]], loop_filters=reads_filtered))
+    gray = np.asarray(photo.convert("L"))
+    x265_quality = 40
+    payloads = {filters: format.build_hevc_plane(hevc.encode_plane(gray, x265_quality, filters))
+                for filters in (True, False)}
+    assert payloads[True] != payloads[False]
+    for stages, filtered in ((Stages(), reads_filtered), (Stages(frozenset({"deblock"})), True)):
+        assert ImageEncoder(gray, stages=stages)._luma(1, x265_quality).payload == payloads[filtered]
+
+
 def test_condition_grows_with_the_rate_scale_and_level():
     low, high = deblock_condition(100, 10_000, 1), deblock_condition(1000, 10_000, 1)
     assert low[0] < high[0] and low[1] == 0.0 and len(low) == 2

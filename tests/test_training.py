@@ -157,6 +157,7 @@ def test_the_upscalers_looks_and_cache_read_streams_coded_as_the_released_upscal
     for key, looks in LOOKS.items():
         assert all(REGISTRY[other].loop_filters == REGISTRY[key].loop_filters for other in looks.values())
     assert REGISTRY[RELEASES[-1]["upscale"]].loop_filters == data.UPSCALE_LOOP_FILTERS
+    assert REGISTRY[RELEASES[-1]["deblock"]].loop_filters == data.CODEC_LOOP_FILTERS  # full-size luma, stage 4
     cache, stems = tiny_cache
     mixed = tmp_path / "upscale" / "val"
     mixed.mkdir(parents=True)
@@ -253,6 +254,40 @@ def test_perceptual_fine_tuning_starts_from_the_released_upscaler_and_resumes(ti
     released = weights.load_model(RELEASES[-1]["upscale"]).state_dict()
     changed = [name for name, value in final["state"].items() if not torch.equal(value, released[name])]
     assert changed and set(final["state"]) == set(released)
+
+
+@pytest.mark.parametrize("filters", [True, False])
+def test_codec_samples_hold_full_size_luma_coded_as_for_a_deblocker_trained_on_them(
+        tiny_cache, tmp_path_factory, monkeypatch, filters):
+    """Stage 4 is off while the samples are made, yet their full-size luma is coded with or
+    without HEVC's loop filters as ``CODEC_LOOP_FILTERS`` says (as the encoder codes it for the
+    deblocker they train), and a sample made the other way is out of date."""
+    from codec.color import rgb_to_ycbcr
+    from codec.luma import encode_luma
+
+    cache, stems = tiny_cache
+    monkeypatch.setattr(data, "CODEC_LOOP_FILTERS", filters)
+    if filters != REGISTRY[RELEASES[-1]["deblock"]].loop_filters:  # the tiny cache is made as the release reads
+        remade = tmp_path_factory.mktemp("cache")
+        data.build_cache(cache.parent, remade, jobs=1, kinds=("codec",))
+        assert not data.up_to_date("codec", cache / "codec" / "train" / f"bsds-train-{stems[0]}.npz")
+        cache = remade
+    photos = {entry[0]: entry for entry in data.training_photos(tiny_cache[0].parent)}
+    full_size = 0
+    for stem in stems[:2]:
+        _, source, k, factor = photos[f"bsds-train-{stem}"]
+        luma = rgb_to_ycbcr(data.load_photo(source, k, factor))[0]
+        with np.load(cache / "codec" / "train" / f"bsds-train-{stem}.npz") as sample:
+            for index in np.flatnonzero(sample["scale"] == 1):
+                quality = int(sample["x265_quality"][index])
+                coded = {filters: encode_luma(luma, 1, quality, loop_filters=filters) for filters in (True, False)}
+                assert coded[True].payload != coded[False].payload
+                chosen = coded[data.CODEC_LOOP_FILTERS]
+                assert int(sample["luma_bytes"][index]) == len(chosen.payload)
+                assert np.array_equal(sample["decoded"][index], chosen.stream)
+                full_size += 1
+    assert full_size
+    assert data.stages_before_deblock().endswith("x1_loop_filters=0") != filters
 
 
 def test_the_colorizer_cache_holds_hints_coded_as_the_encoder_codes_them(tiny_cache):

@@ -132,8 +132,8 @@ def test_the_encoder_judges_the_learned_upscalers_output(photo):
 def test_downsampled_luma_loses_hevcs_loop_filters_only_for_an_upscaler_trained_without_them(
         photo, monkeypatch, reads_filtered):
     """The encoder codes x2/x4 luma without deblocking and SAO when, and only when, stage 2 runs a
-    network trained on such streams (``ModelSpec.loop_filters``); full-size luma and the bicubic
-    baseline keep them."""
+    network trained on such streams (``ModelSpec.loop_filters``); the bicubic baseline keeps them,
+    and full-size luma does as stage 4 says (tests/test_deblock.py), whatever stage 2 reads."""
     from codec import format, hevc
     from codec.luma import luma_stream
     from codec.models import REGISTRY
@@ -143,6 +143,7 @@ def test_downsampled_luma_loses_hevcs_loop_filters_only_for_an_upscaler_trained_
     monkeypatch.setitem(REGISTRY, release["upscale"],
                         dataclasses.replace(REGISTRY[release["upscale"]], loop_filters=reads_filtered))
     gray = np.asarray(photo.convert("L"))
+    full_size = REGISTRY[release["deblock"]].loop_filters
     for stages, filtered in ((Stages(), reads_filtered), (Stages(frozenset({"upscale"})), True)):
         encoder = ImageEncoder(gray, stages=stages)
         for scale, quality in ((4, 10), (2, 20), (1, 20)):
@@ -150,7 +151,7 @@ def test_downsampled_luma_loses_hevcs_loop_filters_only_for_an_upscaler_trained_
                                                                            quality, filters))
                         for filters in (True, False)}
             assert payloads[True] != payloads[False]
-            assert encoder._luma(scale, quality).payload == payloads[filtered or scale == 1]
+            assert encoder._luma(scale, quality).payload == payloads[full_size if scale == 1 else filtered]
 
 
 @needs_release

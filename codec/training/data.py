@@ -10,7 +10,9 @@ hash of its name) is held out for validation.
 For every photo the cache holds one ``.npz`` per kind:
 - ``codec/``: the original luma and nnc's decoded full-size luma (after decoder stages 1-3, before
   deblocking) at 4 qualities spread over 1..70, with the luma section's size and scale; made
-  again when the newest release's stages before deblocking change (a new upscaler).
+  again when the newest release's stages before deblocking or this loop-filter setting change
+  (a new upscaler; ``stages_before_deblock``). Full-size luma is coded with HEVC's loop filters
+  or without (``CODEC_LOOP_FILTERS``), as the encoder codes it for the deblocker being trained.
 - ``upscale/``: the original luma and, for the luma stream at scale 2 and at scale 4, the stream
   as decoded after HEVC coding at 4 x265 qualities spread over the range the encoder uses at
   those scales (``x2_decoded``, ``x2_luma_bytes``...): the input of stage 2. Coded without HEVC's
@@ -61,6 +63,7 @@ JPEG_QUALITY_BANDS = ((5, 12), (13, 25), (26, 37), (38, 50))
 UPSCALE_X265_BANDS = ((0, 6), (7, 14), (15, 24), (25, 40))  # x265 qualities of x2/x4 streams at nnc qualities 1..30
 UPSCALE_SCALES = (2, 4)
 UPSCALE_LOOP_FILTERS = False  # the x2/x4 streams are coded without HEVC's loop filters (from upscale-v3 on)
+CODEC_LOOP_FILTERS = True  # codec samples' full-size luma keeps them (False: for a deblocker that replaces them)
 VALIDATION_EVERY = 20
 ENCODER_REVISION = 2  # raised when the encoder's luma choices change (2: x265 qualities on a lattice)
 
@@ -118,18 +121,20 @@ def _qualities(name: str, bands: tuple[tuple[int, int], ...]) -> list[int]:
 
 
 def stages_before_deblock() -> str:
-    """The learned networks of the newest release that make the luma stage 4 sees, and the
-    encoder's revision (e.g. "upscale=upscale-v1;encoder=2"): a ``codec`` or ``color`` sample made
-    with others is out of date."""
+    """The learned networks of the newest release that make the luma stage 4 sees, the encoder's
+    revision and, for full-size luma coded without HEVC's loop filters, that setting (e.g.
+    "upscale=upscale-v3;encoder=2;x1_loop_filters=0"): a ``codec`` or ``color`` sample made
+    otherwise is out of date."""
     networks = ",".join(f"{stage}={key}" for stage, key in sorted(RELEASES[-1].items())
                         if stage in ("intra", "upscale"))
-    return f"{networks};encoder={ENCODER_REVISION}"
+    return f"{networks};encoder={ENCODER_REVISION}" + ("" if CODEC_LOOP_FILTERS else ";x1_loop_filters=0")
 
 
 def codec_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarray]:
     """The luma the deblocker sees: nnc's decoded full-size luma at each quality, before stage 4
     (after the newest release's stage 2), with what made it (``pipeline``)."""
-    encoder = ImageEncoder(pixels, stages=Stages(frozenset({"deblock"})))  # the stage being trained is off
+    encoder = ImageEncoder(pixels, stages=Stages(frozenset({"deblock"})),  # the stage being trained is off
+                           full_size_loop_filters=CODEC_LOOP_FILTERS)
     decoded, luma_bytes, scales, x265 = [], [], [], []
     for quality in qualities:
         choice = encoder.choose_luma(quality)
@@ -158,8 +163,9 @@ def color_sample(pixels: np.ndarray, codec: dict[str, np.ndarray], seed: int) ->
         candidates = [chroma.encode_grid_hints(cb, cr, factor_log2,
                                                int(rng.choice(x265_qualities(quality, factor_log2, large=False))))
                       for factor_log2 in GRID_FACTOR_LOG2_CHOICES]
+        filters = luma_loop_filters(scale, RELEASES[-1], Stages()) if scale > 1 else CODEC_LOOP_FILTERS
         chosen = encode_luma(luma, scale, int(codec["x265_quality"][index]),  # the luma stream the encoder chose
-                             loop_filters=luma_loop_filters(scale, RELEASES[-1], Stages()))
+                             loop_filters=filters)
         if len(chosen.payload) != luma_bytes:
             raise ValueError("the codec sample was made by another encoder: remake the cache")
         step = max(2, round(int(rng.choice(SEGMENT_STEPS)) / scale))
