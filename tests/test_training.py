@@ -280,7 +280,7 @@ def test_codec_samples_hold_full_size_luma_coded_as_for_a_deblocker_trained_on_t
         with np.load(cache / "codec" / "train" / f"bsds-train-{stem}.npz") as sample:
             for index in np.flatnonzero(sample["scale"] == 1):
                 quality = int(sample["x265_quality"][index])
-                coded = {filters: encode_luma(luma, 1, quality, loop_filters=filters) for filters in (True, False)}
+                coded = {setting: encode_luma(luma, 1, quality, loop_filters=setting) for setting in (True, False)}
                 assert coded[True].payload != coded[False].payload
                 chosen = coded[data.CODEC_LOOP_FILTERS]
                 assert int(sample["luma_bytes"][index]) == len(chosen.payload)

@@ -17,9 +17,9 @@ from .sr_net import Upscalers
 @dataclass(frozen=True)
 class ModelSpec:
     """A learned model: its network class, hyperparameters, weight file name and its SHA-256;
-    loop_filters (upscalers only; other stages' HEVC pictures keep them): whether the luma streams
-    it reads keep HEVC's loop filters; an upscaler trained on streams coded without deblocking and
-    SAO has the encoder code its x2/x4 luma that way."""
+    loop_filters (upscalers and deblockers; chroma thumbnails keep them): whether the luma it
+    reads keeps HEVC's loop filters; an upscaler (deblocker) trained on luma coded without
+    deblocking and SAO has the encoder code its x2/x4 (full-size) luma that way."""
 
     cls: type
     weight_file: str
