@@ -250,14 +250,11 @@ def refine_colors(model: nn.Module, luma: np.ndarray, classical: tuple[np.ndarra
                   condition: tuple[float, ...], threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The learned part of stage 3: (Cb, Cr), each (H, W) uint8, the ``HintColorizer`` ``model``'s
     correction of the ``classical`` (Cb, Cr) ((H, W) uint8 each) guided by the (H, W) uint8 luma;
-    condition: ``colorize_condition`` of the hints. Planes are edge-padded to the model's fold; a
-    model with ``keep_mean`` has its correction's mean over the image taken away (``_keep_mean``)."""
-    height, width = luma.shape
-    fold = model.scale
-    padding = ((0, -height % fold), (0, -width % fold))
-    planes = np.stack([np.pad(plane, padding, mode="edge") for plane in (luma, *classical)])
+    condition: ``colorize_condition`` of the hints. A model with ``keep_mean`` has its
+    correction's mean over the image taken away (``_keep_mean``)."""
+    planes = np.stack([luma, *classical])
     output = run_network(model, planes.astype(np.float32) / np.float32(255.0), condition, threads)
-    output = output[:, :height, :width] * np.float32(255.0)
+    output = output * np.float32(255.0)
     if model.keep_mean:
         return _keep_mean(output, classical)
     return tuple(to_uint8(plane) for plane in output)

@@ -60,15 +60,18 @@ def run_network(network: nn.Module, planes: np.ndarray, condition: tuple[float, 
 
     ``network`` has a ``RADIUS`` attribute (pixels of context each side of an output pixel) and
     maps (1, C, h, w) to (1, C', h, w), C' its ``out_channels`` attribute if it has one, else C; a
-    network with a ``scale`` attribute needs H, W and ``tile_side`` to be multiples of it (ValueError
-    otherwise). condition: the network's per-image inputs. threads: tiles run at once, each on one
-    torch thread (None: one per core). Returns (C', H, W) float32, equal (up to float rounding) to
-    running the network on the whole image, and the same bytes for any ``threads``."""
+    network with a ``scale`` attribute folds scale x scale blocks: the planes are edge-padded at the
+    bottom and right to multiples of it (the output cropped back), and ``tile_side`` must be one
+    (ValueError otherwise). condition: the network's per-image inputs. threads: tiles run at once,
+    each on one torch thread (None: one per core). Returns (C', H, W) float32, equal (up to float
+    rounding) to running the network on the whole image, and the same bytes for any ``threads``."""
     channels, height, width = planes.shape
     scale = getattr(network, "scale", 1)  # a network folding scale x scale blocks needs windows aligned to them
-    if height % scale or width % scale or tile_side % scale:
-        raise ValueError(f"a {width}x{height} image in tiles of {tile_side} does not align to the network's "
-                         f"{scale}x{scale} blocks")
+    if tile_side % scale:
+        raise ValueError(f"tiles of {tile_side} do not align to the network's {scale}x{scale} blocks")
+    if height % scale or width % scale:
+        padded = np.pad(planes, ((0, 0), (0, -height % scale), (0, -width % scale)), mode="edge")
+        return run_network(network, padded, condition, threads, tile_side)[:, :height, :width]
     result = np.empty((getattr(network, "out_channels", channels), height, width), np.float32)
     condition_tensor = torch.tensor([condition], dtype=torch.float32)
 

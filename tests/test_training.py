@@ -92,6 +92,26 @@ def test_deblocker_training_can_keep_to_the_luma_scales_stage_4_runs_at(tiny_cac
         deblock.train("codec", 2, cache, tmp_path, crop=32, batch=2, validate_every=1)
 
 
+def test_a_folding_deblocker_trains_on_crops_aligned_to_the_coded_block_grid(tiny_cache, tmp_path):
+    """--fold 2: crops start at even rows and columns, so the network sees HEVC's block edges in
+    the phase the decoder gives it; its checkpoint is its own, not a fold-1 run's."""
+    cache, _ = tiny_cache
+    rng = np.random.default_rng(0)
+    cells = [deblock.Sample(np.kron(rng.random((1, *(side // 2 for side in sample.image.shape[1:]))),
+                                    np.ones((2, 2))).astype(np.float32), sample.target, sample.condition,
+                            sample.quality) for sample in deblock.load_samples(cache, "codec", "train")]
+    inputs, _, _ = deblock.random_batch(cells, rng, 32, 31, align=2)  # images of random 2x2 cells
+    assert inputs.shape[2:] == (30, 30)
+    for row, col in ((0, 1), (1, 0), (1, 1)):  # every crop is made of whole cells, rotated or flipped
+        assert torch.equal(inputs[:, :, row::2, col::2], inputs[:, :, 0::2, 0::2])
+    shifted, _, _ = deblock.random_batch(cells, rng, 32, 31)  # unaligned crops cut the cells
+    assert not torch.equal(shifted[:, :, 1::2, 0::2], shifted[:, :, 0::2, 0::2])
+    deblock.train("codec", 1, cache, tmp_path, crop=32, batch=2, validate_every=1)
+    final = deblock.train("codec", 1, cache, tmp_path, crop=32, batch=2, validate_every=1, fold=2)
+    assert final["step"] == 1 and final["state"]["tail.1.weight"].shape == (4, 48, 5, 5)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["deblock-codec-48ch-fold2.pt", "deblock-codec-48ch.pt"]
+
+
 def test_a_wider_run_starts_from_the_narrower_weights_unchanged(tiny_cache, tmp_path):
     """--init with a wider --channels: the widened network computes what the released one does,
     and trains from there."""
@@ -214,6 +234,7 @@ def test_a_deeper_upscaler_run_starts_from_the_released_weights_unchanged(tiny_c
     (colorize, ["--init", "upscale-v2"], "invalid choice"),
     (deblock, ["--set", "codec", "--init", "colorize-v2"], "invalid choice"),
     (deblock, ["--set", "codec", "--init", "deblock_jpeg-v2"], "is not a model of --set codec"),
+    (deblock, ["--set", "codec", "--init", "deblock-v3", "--fold", "2"], "does not fold 2x2 blocks"),
 ])
 def test_training_refuses_a_start_from_another_model_before_it_trains(trainer, argv, message, tmp_path, capsys):
     """A one-line usage error, not a traceback from loading weights that do not fit the network."""

@@ -6,9 +6,12 @@
     python -m codec.training.deblock --set codec --init deblock-v2 --scales 1 --lr 3e-4 --steps 15000 \
         --checkpoints ~/.cache/nnc/train/checkpoints-deblock-v3
     python -m codec.training.deblock --set jpeg --channels 48 --init deblock_jpeg-v1 --steps 9000
+    python -m codec.training.deblock --set codec --scales 1 --fold 2 --crop 96 --steps 35000 \
+        --checkpoints ~/.cache/nnc/train/checkpoints-deblock-v6
 
-Random 64x64 crops (rotated and flipped) of the cached samples, batch 16, Adam with a cosine
-learning rate over ``--steps``, fixed seed, MSE loss. ``codec`` samples are nnc's decoded luma at
+Random 64x64 crops (``--crop``; rotated and flipped; for ``--fold`` F at rows and columns that
+are multiples of F) of the cached samples, batch 16, Adam with a cosine learning rate over
+``--steps``, fixed seed, MSE loss. ``codec`` samples are nnc's decoded luma at
 every cached quality (``--scales 1``: only those whose luma was coded full size, the only ones
 the encoder runs stage 4 on), each with its condition as the decoder reads it from the file: rate,
 scale and the deblock level (the luma's PSNR before stage 4, as the encoder writes it).
@@ -33,6 +36,7 @@ from torch import nn
 
 from ..color import reduced_size, rgb_to_ycbcr
 from ..deblock import deblock_condition, deblock_level
+from ..models import REGISTRY
 from ..models.deblocker import Deblocker
 from ..pipeline import DEBLOCK_SCALES, LUMA_SCALE_CHOICES
 from ..restore import restore_condition
@@ -101,17 +105,20 @@ def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = math
     return samples
 
 
-def random_batch(samples: list[Sample], rng: np.random.Generator, batch: int,
-                 crop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(inputs, conditions, targets): random crops of random samples, rotated and flipped at random."""
+def random_batch(samples: list[Sample], rng: np.random.Generator, batch: int, crop: int,
+                 align: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs, conditions, targets): random crops of random samples, rotated and flipped at random.
+    align: crops start at, and their side is, a multiple of it, so a network folding align x align
+    blocks sees the coded image's block grid as the decoder gives it (rotations keep it there)."""
     weights = np.array([s.image.shape[1] * s.image.shape[2] for s in samples], np.float64)
     chosen = rng.choice(len(samples), size=batch, p=weights / weights.sum())
     inputs, targets, conditions = [], [], []
     for index in chosen:
         sample = samples[index]
         height, width = sample.image.shape[1:]
-        side = min(crop, height, width)
-        top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+        side = min(crop, height, width) // align * align
+        top = align * rng.integers(0, (height - side) // align + 1)
+        left = align * rng.integers(0, (width - side) // align + 1)
         k, flip = int(rng.integers(4)), bool(rng.integers(2))
         pair = []
         for planes in (sample.image, sample.target):
@@ -166,23 +173,26 @@ def widen_into(network: nn.Module, state: dict[str, torch.Tensor]) -> None:
 def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
           crop: int = 64, learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2,
           max_bpp: float = math.inf, init: str | None = None, channels: int | None = None,
-          scales: tuple[int, ...] = LUMA_SCALE_CHOICES) -> dict:
+          scales: tuple[int, ...] = LUMA_SCALE_CHOICES, fold: int | None = None) -> dict:
     """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}.
 
     max_bpp: ``codec`` samples above this many luma bits per pixel are left out; scales: the luma
     scales whose ``codec`` samples are used (the encoder runs stage 4 at DEBLOCK_SCALES). init: a registry
     key (e.g. "deblock-v1") whose weights a new run starts from, widened if ``channels`` is wider
-    (default: a fresh network). channels: the hidden width (default: the set's, in SETS)."""
+    (default: a fresh network). channels, fold: the hidden width and the block side folded into
+    channels (default: the set's, in SETS; crops are aligned to the fold)."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    hparams = {**SETS[weight_set][1], **({"channels": channels} if channels else {})}
+    hparams = {**SETS[weight_set][1], **({"channels": channels} if channels else {}),
+               **({"fold": fold} if fold and fold > 1 else {})}
     network = Deblocker(**hparams)
     if init:
         widen_into(network, load_model(init).state_dict())
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     schedule = cosine_schedule(optimizer, steps)
     parts = {"network": network, "optimizer": optimizer, "schedule": schedule}
-    latest = checkpoints / f"deblock-{weight_set}-{hparams['channels']}ch.pt"
+    folded = f"-fold{hparams['fold']}" if "fold" in hparams else ""
+    latest = checkpoints / f"deblock-{weight_set}-{hparams['channels']}ch{folded}.pt"
     rng = np.random.default_rng(seed)
     train_samples = load_samples(cache, weight_set, "train", max_bpp, scales)
     val_samples = load_samples(cache, weight_set, "val", max_bpp, scales)
@@ -192,7 +202,7 @@ def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int
     network.train()
 
     def train_step() -> dict[str, float]:
-        inputs, conditions, targets = random_batch(train_samples, rng, batch, crop)
+        inputs, conditions, targets = random_batch(train_samples, rng, batch, crop, network.scale)
         loss = nn.functional.mse_loss(network(inputs, conditions), targets)
         optimise(loss, optimizer, schedule)
         return {"mse": loss.item()}
@@ -217,16 +227,22 @@ def main(argv: list[str] | None = None) -> None:
                       "start a new run from this model's weights, widened to --channels: deblock-vN for --set "
                       "codec, deblock_jpeg-vN for --set jpeg")
     parser.add_argument("--channels", type=int, help="hidden width (default: the set's own, in SETS)")
+    parser.add_argument("--fold", type=int, choices=(1, 2, 4), default=1,
+                        help="fold each FOLD x FOLD block into channels: the layers run at 1/FOLD "
+                             "resolution (default: 1, none)")
     parser.add_argument("--scales", type=int, nargs="+", choices=LUMA_SCALE_CHOICES, default=LUMA_SCALE_CHOICES,
                         help="codec samples only with their luma coded at these scales (default: all; the "
                              f"encoder runs stage 4 at {', '.join(map(str, DEBLOCK_SCALES))})")
     args = parser.parse_args(argv)
     if args.init and model_id_of(args.init) != SETS[args.weight_set][0]:
         parser.error(f"--init {args.init} is not a model of --set {args.weight_set} ({SETS[args.weight_set][0]})")
+    if args.init and REGISTRY[args.init].hparams.get("fold", 1) != args.fold:
+        parser.error(f"--init {args.init} does not fold {args.fold}x{args.fold} blocks: train a new network "
+                     "without --init")
     try:
         final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
                       args.lr, args.validate_every, max_bpp=args.max_bpp, init=args.init, channels=args.channels,
-                      scales=tuple(args.scales))
+                      scales=tuple(args.scales), fold=args.fold)
     except CheckpointError as error:
         parser.error(str(error))
     print(f"step {final['step']}, validation gain (dB) {final['validation']}")
