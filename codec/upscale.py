@@ -39,9 +39,7 @@ def apply_upscale(luma_stream: np.ndarray, height: int, width: int, scale: int, 
     model = network() if network is not None else None
     if model is None:
         return bicubic
-    padded_height, padded_width = scale * luma_stream.shape[0], scale * luma_stream.shape[1]
-    planes = np.pad(bicubic, ((0, padded_height - height), (0, padded_width - width)), mode="edge")
     condition = (rate_condition(luma_bytes, luma_stream.size),)
-    output = run_network(model.for_scale(scale), planes[None].astype(np.float32) / np.float32(255.0),
-                         condition, threads)
-    return to_uint8(output[0, :height, :width] * np.float32(255.0))
+    output = run_network(model.for_scale(scale), bicubic[None].astype(np.float32) / np.float32(255.0),
+                         condition, threads)  # edge-padded to the scale's blocks: the stream's size times scale
+    return to_uint8(output[0] * np.float32(255.0))

@@ -104,10 +104,10 @@ def test_a_folding_deblocker_trains_on_crops_aligned_to_the_coded_block_grid(tin
     assert inputs.shape[2:] == (30, 30)
     for row, col in ((0, 1), (1, 0), (1, 1)):  # every crop is made of whole cells, rotated or flipped
         assert torch.equal(inputs[:, :, row::2, col::2], inputs[:, :, 0::2, 0::2])
-    shifted, _, _ = deblock.random_batch(cells, rng, 32, 31)  # unaligned crops cut the cells
+    shifted, _, _ = deblock.random_batch(cells, rng, 32, 30)  # unaligned crops cut the cells
     assert not torch.equal(shifted[:, :, 1::2, 0::2], shifted[:, :, 0::2, 0::2])
     deblock.train("codec", 1, cache, tmp_path, crop=32, batch=2, validate_every=1)
-    final = deblock.train("codec", 1, cache, tmp_path, crop=32, batch=2, validate_every=1, fold=2)
+    final = deblock.train("codec", 1, cache, tmp_path, crop=33, batch=2, validate_every=1, fold=2)  # 32x32 crops
     assert final["step"] == 1 and final["state"]["tail.1.weight"].shape == (4, 48, 5, 5)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["deblock-codec-48ch-fold2.pt", "deblock-codec-48ch.pt"]
 

@@ -35,8 +35,8 @@ class Deblocker(nn.Module):
     last conv starts at zero and its last PReLU at slope 1, so an untrained net is the identity.
     Extra input planes, constant over the image, say how strongly the image was coded. With
     ``fold`` > 1 the input is pixel-unshuffled (each fold x fold block becomes channels) and the
-    output pixel-shuffled back, so the same layers run at 1/fold resolution: fold^2 times less
-    work per layer and a receptive field fold times wider.
+    output pixel-shuffled back, so the same layers run at 1/fold resolution: the hidden convs do
+    fold^2 times less work, and the receptive field is fold times wider.
 
     Args:
         image_channels (int, default 1): planes filtered (1: luma; 3: Y, Cb, Cr).
@@ -46,27 +46,27 @@ class Deblocker(nn.Module):
 
     Tensor contract: ``forward(image, condition)`` with image (N, image_channels, H, W) float32
     in [0, 1], H and W multiples of ``fold``, and condition (N, condition_channels) float32;
-    returns (N, image_channels, H, W) float32 (not clipped). Receptive field: six 3x3 convs and
-    one 5x5 conv at 1/fold resolution, 8 * fold + fold - 1 pixels each side (17x17 for fold 1);
-    ``RADIUS`` rounds it up to a multiple of ``fold``.
+    returns (N, image_channels, H, W) float32 (not clipped). ``RADIUS``: pixels of context each
+    side of an output pixel, 8 * fold (six 3x3 convs and one 5x5 conv at 1/fold resolution; valid
+    for windows aligned to the fold).
     """
 
     def __init__(self, image_channels: int = 1, condition_channels: int = 2, channels: int = 24,
                  fold: int = 1) -> None:
         super().__init__()
         self.scale = fold  # the runtime aligns tiles to it
-        self.RADIUS = fold * -(-(9 * fold - 1) // fold)
+        self.RADIUS = 8 * fold
         self.unshuffle, self.shuffle = nn.PixelUnshuffle(fold), nn.PixelShuffle(fold)
-        folded = image_channels * fold * fold
+        block_planes = image_channels * fold * fold
         self.units = nn.Sequential(
-            ConvUnit(folded + condition_channels, channels),
+            ConvUnit(block_planes + condition_channels, channels),
             ConvUnit(channels, channels),
             ConvUnit(channels, channels),
         )
         self.tail = nn.Sequential(
             nn.Conv2d(channels, channels, 1),
-            nn.Conv2d(channels, folded, 5, padding=2),
-            nn.PReLU(folded, init=1.0),
+            nn.Conv2d(channels, block_planes, 5, padding=2),
+            nn.PReLU(block_planes, init=1.0),
         )
         nn.init.zeros_(self.tail[1].weight)
         nn.init.zeros_(self.tail[1].bias)

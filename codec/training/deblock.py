@@ -107,9 +107,11 @@ def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = math
 
 def random_batch(samples: list[Sample], rng: np.random.Generator, batch: int, crop: int,
                  align: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(inputs, conditions, targets): random crops of random samples, rotated and flipped at random.
-    align: crops start at, and their side is, a multiple of it, so a network folding align x align
-    blocks sees the coded image's block grid as the decoder gives it (rotations keep it there)."""
+    """(inputs, conditions, targets): random crops of random samples, rotated and flipped at random;
+    inputs and targets (batch, C, side, side) float32 in [0, 1], conditions (batch, K) float32, side
+    ``crop`` rounded down to a multiple of ``align`` (samples are larger). align: crops start at a
+    multiple of it, so a network folding align x align blocks sees the coded image's block grid as
+    the decoder gives it (rotations and flips keep it there)."""
     weights = np.array([s.image.shape[1] * s.image.shape[2] for s in samples], np.float64)
     chosen = rng.choice(len(samples), size=batch, p=weights / weights.sum())
     inputs, targets, conditions = [], [], []
