@@ -62,9 +62,10 @@ def run_network(network: nn.Module, planes: np.ndarray, condition: tuple[float, 
     maps (1, C, h, w) to (1, C', h, w), C' its ``out_channels`` attribute if it has one, else C; a
     network with a ``scale`` attribute folds scale x scale blocks: the planes are edge-padded at the
     bottom and right to multiples of it (the output cropped back), and ``tile_side`` must be a
-    multiple of it (ValueError otherwise). condition: the network's per-image inputs. threads: tiles run at once,
-    each on one torch thread (None: one per core). Returns (C', H, W) float32, equal (up to float
-    rounding) to running the network on the whole image, and the same bytes for any ``threads``."""
+    multiple of it (ValueError otherwise). condition: the network's per-image inputs. threads:
+    tiles run at once, each on one torch thread (None: one per core). Returns (C', H, W) float32,
+    equal (up to float rounding) to running the network on the whole image, and the same bytes
+    for any ``threads``."""
     channels, height, width = planes.shape
     scale = getattr(network, "scale", 1)  # a network folding scale x scale blocks needs windows aligned to them
     if tile_side % scale:

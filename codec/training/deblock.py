@@ -6,7 +6,7 @@
     python -m codec.training.deblock --set codec --init deblock-v2 --scales 1 --lr 3e-4 --steps 15000 \
         --checkpoints ~/.cache/nnc/train/checkpoints-deblock-v3
     python -m codec.training.deblock --set jpeg --channels 48 --init deblock_jpeg-v1 --steps 9000
-    python -m codec.training.deblock --set codec --scales 1 --fold 2 --crop 96 --steps 35000 \
+    python -m codec.training.deblock --set codec --scales 1 --fold 2 --crop 96 --steps 45000 \
         --checkpoints ~/.cache/nnc/train/checkpoints-deblock-v6
 
 Random 64x64 crops (``--crop``; rotated and flipped; for ``--fold`` F at rows and columns that
