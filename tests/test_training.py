@@ -15,7 +15,7 @@ from codec.models.colorizer import HintColorizer
 from codec.models.deblocker import Deblocker
 from codec.models.sr_net import Upscalers
 from codec.training import colorize, data, deblock, upscale
-from codec.training.common import CheckpointError, export_weights
+from codec.training.common import CheckpointError, bf16_training, export_weights
 from conftest import synthetic_rgb
 
 
@@ -110,6 +110,31 @@ def test_a_folding_deblocker_trains_on_crops_aligned_to_the_coded_block_grid(tin
     final = deblock.train("codec", 1, cache, tmp_path, crop=33, batch=2, validate_every=1, fold=2)  # 32x32 crops
     assert final["step"] == 1 and final["state"]["tail.1.weight"].shape == (4, 48, 5, 5)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["deblock-codec-48ch-fold2.pt", "deblock-codec-48ch.pt"]
+
+
+def test_bf16_steps_compute_in_bfloat16_only_where_asked():
+    network = Deblocker(fold=2)
+    blocks = torch.rand(1, 6, 8, 8)  # 2x2 blocks of one plane, and two condition planes
+    with bf16_training(network, False)():
+        assert network.units(blocks).dtype == torch.float32
+    with bf16_training(network, True)():
+        assert network.units(blocks).dtype == torch.bfloat16
+    assert network.units(blocks).dtype == torch.float32  # outside the step: float32, as decoding runs
+
+
+def test_a_bf16_run_exports_the_weights_a_float32_run_would_write(tiny_cache, tmp_path):
+    """--bf16 keeps the weights channels-last while it trains; the weight file holds them in the
+    standard layout, so its bytes and digest do not depend on how they were trained."""
+    cache, _ = tiny_cache
+    final = deblock.train("codec", 2, cache, tmp_path / "run", crop=32, batch=2, validate_every=1, fold=2,
+                          bf16=True)
+    state = final["state"]
+    assert not state["units.0.body.0.weight"].is_contiguous() and state["tail.1.weight"].abs().sum() > 0
+    (tmp_path / "standard").mkdir()
+    exported = export_weights(state, "deblock", tmp_path, 7)
+    standard = export_weights({name: tensor.contiguous() for name, tensor in state.items()}, "deblock",
+                              tmp_path / "standard", 7)
+    assert exported.read_bytes() == standard.read_bytes()
 
 
 def test_a_wider_run_starts_from_the_narrower_weights_unchanged(tiny_cache, tmp_path):
