@@ -15,7 +15,7 @@ from codec.models.colorizer import HintColorizer
 from codec.models.deblocker import Deblocker
 from codec.models.sr_net import Upscalers
 from codec.training import colorize, data, deblock, upscale
-from codec.training.common import CheckpointError, bf16_training, export_weights
+from codec.training.common import CheckpointError, export_weights
 from conftest import synthetic_rgb
 
 
@@ -112,29 +112,39 @@ def test_a_folding_deblocker_trains_on_crops_aligned_to_the_coded_block_grid(tin
     assert sorted(path.name for path in tmp_path.iterdir()) == ["deblock-codec-48ch-fold2.pt", "deblock-codec-48ch.pt"]
 
 
-def test_bf16_steps_compute_in_bfloat16_only_where_asked():
-    network = Deblocker(fold=2)
-    blocks = torch.rand(1, 6, 8, 8)  # 2x2 blocks of one plane, and two condition planes
-    with bf16_training(network, False)():
-        assert network.units(blocks).dtype == torch.float32
-    with bf16_training(network, True)():
-        assert network.units(blocks).dtype == torch.bfloat16
-    assert network.units(blocks).dtype == torch.float32  # outside the step: float32, as decoding runs
+def test_bf16_training_steps_compute_in_bfloat16_and_validation_in_float32(tiny_cache, tmp_path, monkeypatch):
+    """--bf16: the training steps' forward passes run in bfloat16; validation, like decoding, in float32."""
+    cache, _ = tiny_cache
+    seen = []
+
+    class Recording(Deblocker):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.units.register_forward_hook(lambda module, inputs, output: seen.append((self.training, output.dtype)))
+
+    monkeypatch.setattr(deblock, "Deblocker", Recording)
+    deblock.train("codec", 2, cache, tmp_path / "bf16", crop=32, batch=2, validate_every=1, fold=2, bf16=True)
+    assert {dtype for training, dtype in seen if training} == {torch.bfloat16}
+    assert {dtype for training, dtype in seen if not training} == {torch.float32}
+    seen.clear()
+    deblock.train("codec", 1, cache, tmp_path / "float32", crop=32, batch=2, validate_every=1, fold=2)
+    assert {dtype for _, dtype in seen} == {torch.float32}
 
 
-def test_a_bf16_run_exports_the_weights_a_float32_run_would_write(tiny_cache, tmp_path):
-    """--bf16 keeps the weights channels-last while it trains; the weight file holds them in the
-    standard layout, so its bytes and digest do not depend on how they were trained."""
+def test_a_bf16_run_writes_its_weights_as_a_float32_run_would(tiny_cache, tmp_path):
+    """--bf16 keeps the weights channels-last while it trains; its weight file has the bytes that a
+    float32 network with the same weights gives (so the file's digest does not depend on it)."""
     cache, _ = tiny_cache
     final = deblock.train("codec", 2, cache, tmp_path / "run", crop=32, batch=2, validate_every=1, fold=2,
                           bf16=True)
-    state = final["state"]
-    assert not state["units.0.body.0.weight"].is_contiguous() and state["tail.1.weight"].abs().sum() > 0
-    (tmp_path / "standard").mkdir()
-    exported = export_weights(state, "deblock", tmp_path, 7)
-    standard = export_weights({name: tensor.contiguous() for name, tensor in state.items()}, "deblock",
-                              tmp_path / "standard", 7)
-    assert exported.read_bytes() == standard.read_bytes()
+    assert final["state"]["tail.1.weight"].abs().sum() > 0  # it trained
+    network = Deblocker(**deblock.SETS["codec"][1], fold=2)
+    network.load_state_dict(final["state"])
+    (tmp_path / "bf16").mkdir()
+    (tmp_path / "float32").mkdir()
+    exported = export_weights(final["state"], "deblock", tmp_path / "bf16", 7)
+    assert exported.read_bytes() == export_weights(network.state_dict(), "deblock", tmp_path / "float32",
+                                                   7).read_bytes()
 
 
 def test_a_wider_run_starts_from_the_narrower_weights_unchanged(tiny_cache, tmp_path):

@@ -147,7 +147,7 @@ def random_crops(sources: list[CropSource], rng: np.random.Generator, batch: int
 def export_weights(state: dict, model_id: str, folder: Path, version: int) -> Path:
     """Write ``state`` as ``<model_id>-v<version>-<sha256[:8]>.pt`` in ``folder``; prints and returns the path."""
     temporary = folder / f".{model_id}-v{version}.pt"
-    torch.save({name: tensor.contiguous() for name, tensor in state.items()}, temporary)
+    torch.save(state, temporary)
     digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
     path = folder / f"{model_id}-v{version}-{digest[:8]}.pt"
     temporary.replace(path)
@@ -177,12 +177,20 @@ def bf16_training(network: torch.nn.Module, enabled: bool) -> Callable[[], conte
     """Prepare ``network`` for mixed-precision training steps where ``enabled``, and return what
     gives the context each forward pass runs in: bfloat16 autocast (the weights, their gradients
     and the optimiser stay float32), or nothing. Enabled, the weights take the channels-last
-    layout that oneDNN's bfloat16 convolutions want; on a CPU with AMX or AVX-512 BF16 this about
-    halves a step (the deblocker at fold 2, batch 16 of 96x96: 0.22 s -> 0.10 s); elsewhere it
-    may be slower. Validation, export and decoding run float32."""
+    layout that oneDNN's bfloat16 convolutions want (``standard_state`` undoes it); on a CPU with
+    AMX or AVX-512 BF16 this about halves a step (the deblocker at fold 2, batch 16 of 96x96:
+    0.22 s -> 0.10 s); elsewhere it may be slower, and its rounding differs, so a run remakes its
+    weights exactly only on a CPU of the same kind. Validation, export and decoding run float32."""
     if enabled:
         network.to(memory_format=torch.channels_last)
     return lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
+def standard_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``network``'s state dict with its weights back in the standard layout (after
+    ``bf16_training``), so that a weight file's bytes do not depend on how it was trained."""
+    network.to(memory_format=torch.contiguous_format)
+    return network.state_dict()
 
 
 def model_id_of(key: str) -> str:

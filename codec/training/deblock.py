@@ -54,6 +54,7 @@ from .common import (
     optimise,
     psnr,
     run_steps,
+    standard_state,
 )
 
 SETS = {  # weight set -> (model id, network hyperparameters)
@@ -211,15 +212,15 @@ def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int
         inputs, conditions, targets = random_batch(train_samples, rng, batch, crop, network.scale)
         with mixed():
             outputs = network(inputs, conditions)
-        loss = nn.functional.mse_loss(outputs.float(), targets)
+        loss = nn.functional.mse_loss(outputs, targets)  # float32: the correction is added to the input
         optimise(loss, optimizer, schedule)
         return {"mse": loss.item()}
 
+    settings = {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed, "max_bpp": max_bpp,
+                "scales": list(scales), "init": init, **({"bf16": True} if bf16 else {}), **hparams}
     step, validation = run_steps(steps, train_step, lambda: validate(network, val_samples), latest, parts, rng,
-                                 validate_every, {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed,
-                                                         "max_bpp": max_bpp, "scales": list(scales), "init": init,
-                                                         "bf16": bf16, **hparams}, fixed=("init", "scales", *hparams))
-    return {"step": step, "validation": validation, "state": network.state_dict()}
+                                 validate_every, settings, fixed=("init", "scales", *hparams))
+    return {"step": step, "validation": validation, "state": standard_state(network)}
 
 
 def main(argv: list[str] | None = None) -> None:
