@@ -45,10 +45,15 @@ CASES = {
     "photo_grid_upscale3": (55, release_version(RELEASES[8]).hex()),  # format 1.1
     "photo_segments_upscale3": (1, release_version(RELEASES[8]).hex()),
     "photo_x4_upscale3": (1, release_version(RELEASES[8]).hex()),  # x4 luma without HEVC's loop filters
+    "photo_grid_deblock6": (55, release_version(RELEASES[9]).hex()),
+    "photo_segments_deblock6": (1, release_version(RELEASES[9]).hex()),
+    "photo_x4_deblock6": (1, release_version(RELEASES[9]).hex()),
+    "photo_odd_deblock6": (55, release_version(RELEASES[9]).hex()),  # 191x127: stage 4 pads to even sides
 }
 # file stem -> the box of the sample photo it encodes, where not the default 192x128 corner
 BOXES = {"photo_x4_upscale2": (0, 0, 256, 192), "photo_x4_deblock3": (0, 0, 256, 192),
-         "photo_x4_upscale3": (0, 0, 256, 192)}
+         "photo_x4_upscale3": (0, 0, 256, 192), "photo_x4_deblock6": (0, 0, 256, 192),
+         "photo_odd_deblock6": (0, 0, 191, 127)}
 
 
 def _source(stem: str) -> Image.Image:

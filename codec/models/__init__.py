@@ -43,6 +43,10 @@ REGISTRY: dict[str, ModelSpec] = {
     "deblock-v3": ModelSpec(Deblocker, "deblock-v3-7d8bc2aa.pt",
                             "7d8bc2aa55465ea78b7ed1dfc5ca53230f669605aaa60ea902855c3347d6f96d",
                             {"image_channels": 1, "condition_channels": 3, "channels": 48}),
+    # the design's network on 2x2 blocks folded into channels: twice the context, a quarter of the work
+    "deblock-v6": ModelSpec(Deblocker, "deblock-v6-a3a291cb.pt",
+                            "a3a291cba2acf5d09f4912f4ded2c01eddc7b1ad40914c33c45bc91dd0b4bb16",
+                            {"image_channels": 1, "condition_channels": 3, "channels": 48, "fold": 2}),
     "upscale-v1": ModelSpec(Upscalers, "upscale-v1-4d00bf47.pt",
                             "4d00bf4795c968073bb7a5b6e13e832392edf5e4e6bcbc02e3e8850ad3943508", _UPSCALERS_V1),
     "upscale-v2": ModelSpec(Upscalers, "upscale-v2-897110e5.pt",
@@ -85,7 +89,8 @@ REGISTRY: dict[str, ModelSpec] = {
 # release 5 (nnc 0.8) has colorize-v2, colorize-v1 trained further; release 6 (nnc 0.9) has upscale-v2,
 # upscale-v1 deepened at x2 and trained further (deblock-v2 unchanged: stage 4 runs only on full-size luma);
 # release 7 (nnc 0.10) has deblock-v3, deblock-v2 trained further on full-size luma only; release 8
-# (nnc 0.11, format 1.1) has upscale-v3, which replaces HEVC's loop filters in x2/x4 luma.
+# (nnc 0.11, format 1.1) has upscale-v3, which replaces HEVC's loop filters in x2/x4 luma; release 9
+# (nnc 0.12) has deblock-v6, a deblocker on 2x2 blocks trained from scratch (stage 4 3.6 times faster).
 RELEASES: tuple[dict[str, str], ...] = (
     {},
     {"deblock": "deblock-v1"},
@@ -96,6 +101,7 @@ RELEASES: tuple[dict[str, str], ...] = (
     {"upscale": "upscale-v2", "color": "colorize-v2", "deblock": "deblock-v2"},
     {"upscale": "upscale-v2", "color": "colorize-v2", "deblock": "deblock-v3"},
     {"upscale": "upscale-v3", "color": "colorize-v2", "deblock": "deblock-v3"},
+    {"upscale": "upscale-v3", "color": "colorize-v2", "deblock": "deblock-v6"},
 )
 
 # Registry key -> {look: registry key}: other renderings of a release's network that a decoder may
