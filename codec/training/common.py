@@ -178,8 +178,8 @@ def bf16_training(network: torch.nn.Module, enabled: bool) -> Callable[[], conte
     gives the context each forward pass runs in: bfloat16 autocast (the weights, their gradients
     and the optimiser stay float32), or nothing. Enabled, the weights take the channels-last
     layout that oneDNN's bfloat16 convolutions want (``standard_state`` undoes it); on a CPU with
-    AMX or AVX-512 BF16 this about halves a step (the deblocker at fold 2, batch 16 of 96x96:
-    0.22 s -> 0.10 s); elsewhere it may be slower, and its rounding differs, so a run remakes its
+    AMX this about halves a step (measured: the deblocker at fold 2, batch 16 of 96x96, 0.22 s ->
+    0.10 s); without AMX it may be slower, and its rounding differs, so a run remakes its
     weights exactly only on a CPU of the same kind. Validation, export and decoding run float32."""
     if enabled:
         network.to(memory_format=torch.channels_last)

@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
                              "resolution (default: 1, none)")
     parser.add_argument("--bf16", action="store_true",
                         help="forward passes in bfloat16 mixed precision: about twice as fast on a CPU with "
-                             "AMX or AVX-512 BF16 (default: float32)")
+                             "AMX (default: float32)")
     parser.add_argument("--scales", type=int, nargs="+", choices=LUMA_SCALE_CHOICES, default=LUMA_SCALE_CHOICES,
                         help="codec samples only with their luma coded at these scales (default: all; the "
                              f"encoder runs stage 4 at {', '.join(map(str, DEBLOCK_SCALES))})")
