@@ -8,7 +8,9 @@
    each (for bicubic with HEVC's loop filters; for an upscaler trained on streams without them,
    without: bicubic and learned may then differ in luma bpp); the gradient-energy ratio of
    each output to the original (1 is as detailed as the original, below 1 blurred) and the
-   strength of a grid of the scale's period in its error (levels, ``metrics.grid_strength``).
+   strength of a grid of the scale's period in its error (levels, ``metrics.grid_strength``);
+   for the perceptual look, the pattern of the scale's period it adds to the fidelity output
+   along rows and columns (dots along edges), and the same at another period as a control.
 2. Luma alone, at equal luma bits: mean rate-PSNR-Y curves of x1, x2 (bicubic and learned) and x4
    over a grid of x265 qualities, and the bits per pixel below which x2 beats x1 (crossover).
 3. Seconds (median of 5, 2 threads) of stage 2 alone: x2 of a 384x256 stream, x4 of a 192x128 one.
@@ -94,7 +96,9 @@ def _outputs(streams: dict[str, tuple[np.ndarray, int]], shape: tuple[int, int],
 
 def psnr_rows(lumas: list[np.ndarray], networks: dict) -> list[dict]:
     """Per scale and input (clean, or coded at the x265 quality of an nnc quality): mean PSNR-Y, detail
-    ratio and grid strength."""
+    ratio and grid strength; for each look but fidelity, the pattern it adds to the fidelity look's
+    output, measured along rows and columns ("<look> added line grid"), and the same at the period
+    scale + 1 ("<look> added line control": what any texture added, no pattern, measures)."""
     rows = []
     for scale in (2, 4):
         inputs = [("clean", None)] + [(f"nnc q{q}", q) for q in NNC_QUALITIES]
@@ -110,10 +114,16 @@ def psnr_rows(lumas: list[np.ndarray], networks: dict) -> list[dict]:
                 for kind, (_, luma_bytes) in streams.items():
                     scores.setdefault(f"{kind} bpp", []).append(8 * luma_bytes / luma.size)
                 original = to_uint8(luma)
-                for look, output in _outputs(streams, luma.shape, scale, networks).items():
+                outputs = _outputs(streams, luma.shape, scale, networks)
+                for look, output in outputs.items():
                     scores.setdefault(look, []).append(psnr(original, output))
                     scores.setdefault(f"{look} detail", []).append(gradient_energy(output) / gradient_energy(original))
                     scores.setdefault(f"{look} grid", []).append(grid_strength(original, output, scale))
+                    if look not in ("bicubic", "fidelity"):
+                        scores.setdefault(f"{look} added line grid", []).append(
+                            grid_strength(outputs["fidelity"], output, scale, lines=True))
+                        scores.setdefault(f"{look} added line control", []).append(
+                            grid_strength(outputs["fidelity"], output, scale + 1, lines=True))
             rows.append({"scale": scale, "input": label, **{k: float(np.mean(v)) for k, v in scores.items()}})
             print(f"x{scale} {label}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()
                                                      if isinstance(v, float)), file=sys.stderr)
@@ -201,19 +211,27 @@ def main(argv: list[str] | None = None) -> None:
     crops(images[0], list(networks), args.out)
     (args.out / "upscale.json").write_text(json.dumps(results, indent=1) + "\n")
     looks = list(networks)
+    added = [look for look in looks if look != "fidelity"]
     lines = [f"# Upscaler (stage 2) on {len(images)} images of {args.folder.name}", "",
              "Mean PSNR-Y (dB) of the luma upscaled from its stream, coded as the encoder codes it for each "
              "(the luma bpp of each; where they differ, the gain compares different streams); in brackets the "
-             "gradient energy of the output over the original's (detail kept: 1 = as much as the original) and "
-             "the grid in its error (levels: the RMS of the error's mean per phase of the scale's period).", "",
-             "| scale | input | luma bpp (bicubic / learned) | bicubic | " + " | ".join(looks) + " | gain (fidelity) |",
-             "|---|---|---|---|" + "---|" * len(looks) + "---|"]
+             "gradient energy of the output over the original's (detail kept: 1 = as much as the original), "
+             "and the grid in its error (levels: the RMS of the error's mean per phase of the scale's period). "
+             "Added along lines: that grid measured along each row and column of a look's output against the "
+             "fidelity look's (levels): the dots a look adds along edges, whose sign changes from row to row, "
+             "cancel out over the whole image but not along a line; in brackets the same at a period of scale "
+             "+ 1, a control: what the texture a look adds measures where it has no pattern of the scale's "
+             "period.", "",
+             "| scale | input | luma bpp (bicubic / learned) | bicubic | "
+             + " | ".join([*looks, "gain (fidelity)", *(f"{look}: added along lines" for look in added)]) + " |",
+             "|---|---|---|---|" + "---|" * (len(looks) + len(added)) + "---|"]
     for row in results["psnr"]:
         cells = [f"{row[look]:.2f} ({row[f'{look} detail']:.2f}, {row[f'{look} grid']:.2f})"
                  for look in ("bicubic", *looks)]
         lines.append(f"| x{row['scale']} | {row['input']} | {row['bicubic bpp']:.4f} / {row['learned bpp']:.4f} | "
-                     + " | ".join(cells)
-                     + f" | {row['fidelity'] - row['bicubic']:+.2f} |")
+                     + " | ".join([*cells, f"{row['fidelity'] - row['bicubic']:+.2f}",
+                                   *(f"{row[f'{look} added line grid']:.2f} ({row[f'{look} added line control']:.2f})"
+                                     for look in added)]) + " |")
     crossover = results["crossover_bpp"]
     lines += ["", "Luma alone at equal bits (x265 quality grids, mean over the images), the luma bpp below which "
               "x2 beats x1: " + ", ".join(f"{_bpp(crossover[look])} with {look} upscaling"

@@ -47,13 +47,24 @@ def gradient_energy(plane: np.ndarray) -> float:
     return float((np.sum(horizontal**2) + np.sum(vertical**2)) / max(horizontal.size + vertical.size, 1))
 
 
-def grid_strength(reference: np.ndarray, decoded: np.ndarray, period: int) -> float:
+def grid_strength(reference: np.ndarray, decoded: np.ndarray, period: int, lines: bool = False) -> float:
     """How strongly a (H, W) decoded plane carries an error pattern repeating every ``period``
     samples in both directions (the grid a sub-pixel convolution can leave), in 8-bit levels: the
-    RMS over the period x period phases of each phase's mean error, about the mean of all phases."""
+    RMS over the period x period phases of each phase's mean error, about the mean of all phases.
+    lines: instead, the phases along each row and each column separately, the RMS over the rows'
+    and the columns' (each half): this also sees a pattern repeating along the rows whose strength
+    or sign changes from row to row (dots along an edge), which cancels out in the plane's means.
+    Each of those means averages one line only, so random error adds a floor (white noise of RMS s
+    along lines of L samples: about s * sqrt(period / L)); compare planes of one size, or with the
+    same measure at another period as a control."""
     error = decoded.astype(np.float64) - reference.astype(np.float64)
     height, width = error.shape[0] // period * period, error.shape[1] // period * period
     if not height or not width:
         raise ValueError(f"a {error.shape} plane holds no whole {period}x{period} period")
+    if lines:
+        deviations = [phases - phases.mean(axis=1, keepdims=True) for phases in (
+            error[:, :width].reshape(error.shape[0], width // period, period).mean(axis=1),  # (H, period)
+            error[:height].T.reshape(error.shape[1], height // period, period).mean(axis=1))]  # (W, period)
+        return float(np.sqrt(np.mean([np.mean(deviation**2) for deviation in deviations])))
     phases = error[:height, :width].reshape(height // period, period, width // period, period).mean(axis=(0, 2))
     return float(np.sqrt(np.mean((phases - phases.mean()) ** 2)))

@@ -300,6 +300,24 @@ def test_the_grid_loss_sees_phases_offset_against_each_other_and_nothing_else():
     assert upscale.phase_error(target + noise, target, 4) < 0.5 * noise.abs().mean()
 
 
+@pytest.mark.parametrize("along", ["rows", "columns"])
+def test_the_grid_loss_along_lines_sees_dots_whose_sign_changes_across_the_crop(along):
+    """Dots along an edge: one phase brighter in one half of a 16x32 crop and darker in the other.
+    Over the whole crop the phases' means cancel; along the lines the dots repeat on, they do not."""
+    dots = torch.zeros(1, 1, 16, 32)
+    dots[..., 0::4, 0::4] = 0.25
+    if along == "rows":
+        dots[..., 8:, :] *= -1  # each row keeps its sign; the columns' means cancel
+    else:
+        dots[..., :, 16:] *= -1  # each column keeps its sign; the rows' means cancel
+    target = torch.full((1, 1, 16, 32), 0.5)
+    assert upscale.phase_error(target + dots, target, 4).item() == pytest.approx(0.0, abs=1e-7)
+    # a line through dots: phases 0.25, 0, 0, 0 deviate 0.1875, 0.0625, 0.0625, 0.0625 from their mean
+    # (0.09375 on average); one line in 4 goes through dots; the other direction's lines add nothing
+    assert upscale.phase_error(target + dots, target, 4, lines=True).item() == pytest.approx(0.09375 / 4 / 2)
+    assert upscale.phase_error(target + 0.1, target, 4, lines=True).item() == pytest.approx(0.0, abs=1e-7)
+
+
 def test_perceptual_fine_tuning_starts_from_the_released_upscaler_and_resumes(tiny_cache, tmp_path, capsys):
     cache, _ = tiny_cache
     checkpoints, crops = tmp_path / "checkpoints", {2: 16, 4: 16}
@@ -310,6 +328,76 @@ def test_perceptual_fine_tuning_starts_from_the_released_upscaler_and_resumes(ti
     released = weights.load_model(RELEASES[-1]["upscale"]).state_dict()
     changed = [name for name, value in final["state"].items() if not torch.equal(value, released[name])]
     assert changed and set(final["state"]) == set(released)
+
+
+def test_bf16_upscaler_runs_compute_in_bfloat16_and_export_the_standard_layout(tiny_cache, tmp_path, monkeypatch):
+    """--bf16 for both looks: the upscalers' and the discriminators' training passes run in bfloat16,
+    validation in float32, and the final state has the standard layout a float32 run exports."""
+    from codec.models.sr_net import Discriminator, ResidualBlock
+
+    cache, _ = tiny_cache
+    seen = []
+    block_forward, discriminator_features = ResidualBlock.forward, Discriminator.features
+
+    def recording_forward(self, x: torch.Tensor) -> torch.Tensor:
+        output = block_forward(self, x)
+        seen.append(("upscaler", self.training, output.dtype))
+        return output
+
+    def recording_features(self, image: torch.Tensor) -> list[torch.Tensor]:
+        outputs = discriminator_features(self, image)
+        seen.append(("discriminator", self.training, outputs[-1].dtype))
+        return outputs
+
+    monkeypatch.setattr(ResidualBlock, "forward", recording_forward)  # every instance, the cached release's too
+    monkeypatch.setattr(Discriminator, "features", recording_features)
+    crops = {2: 16, 4: 16}
+    runs = {"upscale.pt": lambda: upscale.train(1, cache, tmp_path, batch=2, validate_every=1, crops=crops,
+                                                bf16=True),
+            "upscale_perceptual.pt": lambda: upscale.train_perceptual(1, cache, tmp_path, batch=2, validate_every=1,
+                                                                      crops=crops, grid_lines=True, bf16=True)}
+    for checkpoint, run in runs.items():
+        seen.clear()
+        final = run()
+        assert {dtype for net, training, dtype in seen if net == "upscaler" and training} == {torch.bfloat16}
+        assert {dtype for net, training, dtype in seen if net == "upscaler" and not training} == {torch.float32}
+        assert {dtype for net, _, dtype in seen if net == "discriminator"} == (
+            {torch.bfloat16} if checkpoint == "upscale_perceptual.pt" else set())
+        assert all(value.is_contiguous() for value in final["state"].values())
+        assert torch.load(tmp_path / checkpoint, weights_only=False)["settings"]["bf16"] is True
+
+
+def test_the_upscaler_command_line_passes_its_loss_and_precision_options_on(monkeypatch, tmp_path):
+    calls = {}
+
+    def recorder(name: str):
+        def record(*args, **kwargs) -> dict:
+            calls[name] = kwargs
+            return {"step": 0, "validation": {}, "state": {}}
+        return record
+
+    monkeypatch.setattr(upscale, "train", recorder("fidelity"))
+    monkeypatch.setattr(upscale, "train_perceptual", recorder("perceptual"))
+    folders = ["--cache", str(tmp_path), "--checkpoints", str(tmp_path)]
+    upscale.main(["--bf16", *folders])
+    upscale.main(["--look", "perceptual", "--grid-lines", "--grid-weight", "4", "--bf16", *folders])
+    assert calls["fidelity"]["bf16"] is True
+    assert {name: calls["perceptual"][name] for name in ("grid_lines", "grid_weight", "bf16")} == {
+        "grid_lines": True, "grid_weight": 4.0, "bf16": True}
+    upscale.main(["--look", "perceptual", *folders])
+    assert {name: calls["perceptual"][name] for name in ("grid_lines", "grid_weight", "bf16")} == {
+        "grid_lines": False, "grid_weight": 1.0, "bf16": False}
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--grid-lines"], "are for --look perceptual"),
+    (["--grid-weight", "1"], "are for --look perceptual"),
+    (["--look", "perceptual", "--grid-weight", "-1"], "is negative"),
+])
+def test_the_grid_loss_options_are_refused_where_they_cannot_apply(option, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        upscale.main([*option, "--cache", str(tmp_path), "--checkpoints", str(tmp_path)])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("filters", [True, False])

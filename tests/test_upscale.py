@@ -69,6 +69,21 @@ def test_grid_strength_sees_a_repeating_error_and_nothing_else():
     assert grid_strength(reference, reference + 1, 4) == 0.0  # an offset is no grid
     with pytest.raises(ValueError, match="no whole"):
         grid_strength(reference[:3], reference[:3], 4)
+    # along lines: each row carries it (RMS sqrt(2)), no column does; rows and columns count half each
+    assert grid_strength(reference, (reference + grid).astype(np.uint8), 4, lines=True) == pytest.approx(1.0)
+    assert grid_strength(reference, reference + 1, 4, lines=True) == 0.0
+
+
+def test_grid_strength_along_lines_sees_dots_whose_sign_changes_across_the_plane():
+    """A 66x97 plane (no side a multiple of 4): every 4th row +2, the next -2, left of column 48, and
+    the opposite right of it. The whole plane's phase means cancel; each column carries the pattern."""
+    reference = np.random.default_rng(4).integers(20, 230, (66, 97)).astype(np.uint8)
+    dots = np.zeros((66, 97), np.int16)
+    dots[0::4], dots[1::4] = 2, -2
+    dots[:, 48:] *= -1
+    decoded = (reference + dots).astype(np.uint8)
+    assert grid_strength(reference, decoded, 4) == 0.0
+    assert grid_strength(reference, decoded, 4, lines=True) == pytest.approx(1.0)  # columns sqrt(2), rows 0
 
 
 def test_gradient_energy_falls_with_blur():

@@ -6,6 +6,7 @@
     python -m codec.training.upscale --init upscale-v1 --lr 5e-4 --steps 10000 \
         --checkpoints ~/.cache/nnc/train/checkpoints-upscale-v2
     python -m codec.training.upscale --look perceptual --steps 2000 --export weights/
+    python -m codec.training.upscale --look perceptual --grid-lines --grid-weight 4 --bf16 --steps 600
 
 Each step: a batch of random crops for each scale (96x96 full-size pixels at x2, 128x128 at x4,
 aligned to the scale, rotated and flipped), the network's input the bicubic upscale of the
@@ -15,7 +16,9 @@ every 250 steps (``--checkpoints``, outside the repository) lets an interrupted 
 Validation: the PSNR-Y gain of ``codec.upscale.apply_upscale`` (the decoder's own code) over
 bicubic on the held-out photos, per scale and x265 quality band. ``--export DIR`` writes the
 final state as ``upscale-v<N>-<sha256[:8]>.pt`` (``upscale_perceptual-...`` for ``--look perceptual``,
-which fine-tunes the released fidelity weights adversarially: see ``train_perceptual``).
+which fine-tunes the released fidelity weights adversarially: see ``train_perceptual``;
+``--grid-lines`` and ``--grid-weight`` set its grid loss). ``--bf16``: forward passes in bfloat16
+mixed precision (``common.bf16_training``).
 """
 
 from __future__ import annotations
@@ -42,11 +45,13 @@ from .common import (
     CropSource,
     add_init_argument,
     add_training_arguments,
+    bf16_training,
     cosine_schedule,
     export_weights,
     optimise,
     random_crops,
     run_steps,
+    standard_state,
 )
 from .data import UPSCALE_LOOP_FILTERS, UPSCALE_SCALES, up_to_date
 
@@ -108,7 +113,9 @@ def _band(x265_quality: int) -> str:
 def validate(networks: Upscalers, samples: dict[int, list[Sample]]) -> dict[str, float]:
     """Mean PSNR-Y gain (dB) of the decoder's learned stage 2 over bicubic, per scale and x265 quality
     band; per scale the gradient energy of its output over the original's ("x2 detail") and the
-    strength of a grid of the scale's period in its error, in levels ("x2 grid", ``grid_strength``)."""
+    strength of a grid of the scale's period in its error, in levels, over the whole picture ("x2
+    grid", ``grid_strength``) and along each row and column ("x2 line grid": also dots along edges,
+    above a floor that any error adds: compare networks on the same samples)."""
     networks.eval()
     gains: dict[str, list[float]] = {}
     for scale, scale_samples in samples.items():
@@ -121,6 +128,7 @@ def validate(networks: Upscalers, samples: dict[int, list[Sample]]) -> dict[str,
             gains.setdefault(f"x{scale} detail", []).append(gradient_energy(output)
                                                             / max(gradient_energy(sample.target), 1e-12))
             gains.setdefault(f"x{scale} grid", []).append(grid_strength(sample.target, output, scale))
+            gains.setdefault(f"x{scale} line grid", []).append(grid_strength(sample.target, output, scale, lines=True))
     networks.train()
     return {band: float(np.mean(values)) for band, values in sorted(gains.items())}
 
@@ -145,17 +153,19 @@ def deepen_into(networks: Upscalers, state: dict[str, torch.Tensor]) -> None:
 
 def train(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
           learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2,
-          crops: dict[int, int] = CROPS, init: str | None = None) -> dict:
+          crops: dict[int, int] = CROPS, init: str | None = None, bf16: bool = False) -> dict:
     """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}.
 
     init: a registry key (e.g. "upscale-v1") whose weights a new run starts from, deepened to
     HPARAMS by ``deepen_into`` (default: fresh networks). A checkpoint is resumed only by a run
-    with the same ``init`` and HPARAMS (CheckpointError otherwise: each run its own folder)."""
+    with the same ``init`` and HPARAMS (CheckpointError otherwise: each run its own folder).
+    bf16: forward passes in bfloat16 mixed precision (``common.bf16_training``)."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     networks = Upscalers(**HPARAMS)
     if init:
         deepen_into(networks, load_model(init).state_dict())
+    mixed = bf16_training(networks, bf16)
     optimizer = torch.optim.Adam(networks.parameters(), lr=learning_rate)
     schedule = cosine_schedule(optimizer, steps)
     parts = {"network": networks, "optimizer": optimizer, "schedule": schedule}
@@ -172,34 +182,47 @@ def train(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int 
         losses = {}
         for scale in UPSCALE_SCALES:
             inputs, conditions, targets = random_crops(sources[scale], rng, batch, crops[scale], scale)
-            losses[f"x{scale}"] = nn.functional.mse_loss(networks.for_scale(scale)(inputs, conditions), targets)
+            with mixed():
+                outputs = networks.for_scale(scale)(inputs, conditions)
+            losses[f"x{scale}"] = nn.functional.mse_loss(outputs, targets)  # float32
         optimise(sum(losses.values()), optimizer, schedule)
         return {f"{name} mse": loss.item() for name, loss in losses.items()}
 
     step, validation = run_steps(steps, train_step, lambda: validate(networks, val_samples), latest, parts, rng,
                                  validate_every, {"batch": batch, "crops": crops, "lr": learning_rate, "seed": seed,
-                                                  "init": init, **HPARAMS}, fixed=("init", *HPARAMS))
-    return {"step": step, "validation": validation, "state": networks.state_dict()}
+                                                  "init": init, **({"bf16": True} if bf16 else {}), **HPARAMS},
+                                 fixed=("init", *HPARAMS))
+    return {"step": step, "validation": validation, "state": standard_state(networks)}
 
 
-def phase_error(output: torch.Tensor, target: torch.Tensor, scale: int) -> torch.Tensor:
+def phase_error(output: torch.Tensor, target: torch.Tensor, scale: int, lines: bool = False) -> torch.Tensor:
     """The grid loss: mean absolute deviation of each crop's mean error per phase (each of the
-    scale x scale sub-pixel positions) from the crop's mean error. A sub-pixel convolution
-    pushed by a discriminator tends to offset its phases against each other: a visible grid.
-    output, target: (N, 1, H, W) float32, H and W multiples of ``scale``; returns a scalar."""
-    phases = nn.functional.pixel_unshuffle(output - target, scale).mean(dim=(2, 3))  # (N, scale**2)
+    scale x scale sub-pixel positions) from the crop's mean error. A sub-pixel convolution pushed
+    by a discriminator tends to offset its phases against each other: a visible grid. lines:
+    instead, the phases along each row and each column of the crop separately (the mean of both),
+    which also sees dots along an edge: a pattern repeating along the rows whose strength or sign
+    changes from row to row, so that it cancels out in the crop's means. output, target: (N, 1, H,
+    W) float32, H and W multiples of ``scale``; returns a scalar."""
+    error = output - target
+    if lines:
+        count, _, height, width = error.shape
+        rows = error.reshape(count, height, width // scale, scale).mean(dim=2)  # (N, H, scale)
+        columns = error.transpose(2, 3).reshape(count, width, height // scale, scale).mean(dim=2)  # (N, W, scale)
+        return sum((phases - phases.mean(dim=2, keepdim=True)).abs().mean() for phases in (rows, columns)) / 2
+    phases = nn.functional.pixel_unshuffle(error, scale).mean(dim=(2, 3))  # (N, scale**2)
     return (phases - phases.mean(dim=1, keepdim=True)).abs().mean()
 
 
 def train_perceptual(steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
                      learning_rate: float = 1e-4, adversarial_weight: float = 1e-2, feature_weight: float = 1e-1,
-                     grid_weight: float = 1.0, validate_every: int = 500, threads: int = 2,
-                     crops: dict[int, int] = CROPS) -> dict:
+                     grid_weight: float = 1.0, grid_lines: bool = False, validate_every: int = 500,
+                     threads: int = 2, crops: dict[int, int] = CROPS, bf16: bool = False) -> dict:
     """Fine-tune the newest release's fidelity weights adversarially, as SRGAN does, against a
     small ``Discriminator`` per scale trained alongside; the generator's loss is L1 + adversarial_weight
     * the adversarial loss + feature_weight * L1 between the discriminator's features of the output
-    and of the original (feature matching: no downloaded network) + grid_weight * ``phase_error``.
-    Resumable like ``train``."""
+    and of the original (feature matching: no downloaded network) + grid_weight * ``phase_error``
+    (over each crop, or along its rows and columns: grid_lines). Resumable like ``train``;
+    bf16: the forward passes of both networks in bfloat16 mixed precision."""
     start = RELEASES[-1]["upscale"]
     if REGISTRY[start].loop_filters != UPSCALE_LOOP_FILTERS:
         raise SystemExit(f"{start} reads streams {'with' if REGISTRY[start].loop_filters else 'without'} HEVC's "
@@ -208,6 +231,8 @@ def train_perceptual(steps: int, cache: Path, checkpoints: Path, seed: int = 0, 
     torch.manual_seed(seed)
     networks = copy.deepcopy(load_model(start))
     discriminators = nn.ModuleDict({f"x{scale}": Discriminator() for scale in UPSCALE_SCALES})
+    mixed = bf16_training(networks, bf16)
+    bf16_training(discriminators, bf16)
     generator_optimizer = torch.optim.Adam(networks.parameters(), lr=learning_rate, betas=(0.5, 0.999))
     discriminator_optimizer = torch.optim.Adam(discriminators.parameters(), lr=learning_rate, betas=(0.5, 0.999))
     parts = {"network": networks, "discriminator": discriminators, "optimizer_g": generator_optimizer,
@@ -223,19 +248,22 @@ def train_perceptual(steps: int, cache: Path, checkpoints: Path, seed: int = 0, 
         losses = {"l1": 0.0, "generator": 0.0, "discriminator": 0.0}
         for scale in UPSCALE_SCALES:
             inputs, conditions, targets = random_crops(sources[scale], rng, batch, crops[scale], scale)
-            output = networks.for_scale(scale)(inputs, conditions)
             discriminator = discriminators[f"x{scale}"]
-            real_logits, fake_logits = discriminator(targets), discriminator(output.detach())
-            d_loss = bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
+            with mixed():
+                output = networks.for_scale(scale)(inputs, conditions)
+                real_logits, fake_logits = discriminator(targets), discriminator(output.detach())
+            d_loss = bce(real_logits.float(), torch.ones_like(real_logits, dtype=torch.float32)) \
+                + bce(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float32))
             optimise(d_loss, discriminator_optimizer)
-            real_features = [feature.detach() for feature in discriminator.features(targets)]
-            fake_features = discriminator.features(output)
-            fake_logits = discriminator.logit(fake_features[-1])
-            content = nn.functional.l1_loss(output, targets)
+            with mixed():
+                real_features = [feature.detach().float() for feature in discriminator.features(targets)]
+                fake_features = [feature.float() for feature in discriminator.features(output)]
+                fake_logits = discriminator.logit(fake_features[-1]).float()
+            content = nn.functional.l1_loss(output, targets)  # the output is float32: a correction added to the input
             matching = sum(nn.functional.l1_loss(fake, real) for fake, real in zip(fake_features, real_features))
             g_loss = (content + adversarial_weight * bce(fake_logits, torch.ones_like(fake_logits))
                       + feature_weight * matching / len(fake_features)
-                      + grid_weight * phase_error(output, targets, scale))
+                      + grid_weight * phase_error(output, targets, scale, grid_lines))
             optimise(g_loss, generator_optimizer)
             for name, loss in (("l1", content), ("generator", g_loss), ("discriminator", d_loss)):
                 losses[name] += loss.item() / len(UPSCALE_SCALES)
@@ -245,8 +273,10 @@ def train_perceptual(steps: int, cache: Path, checkpoints: Path, seed: int = 0, 
                                  validate_every, {"batch": batch, "crops": crops, "lr": learning_rate, "seed": seed,
                                                   "adversarial_weight": adversarial_weight,
                                                   "feature_weight": feature_weight, "grid_weight": grid_weight,
+                                                  **({"grid_lines": True} if grid_lines else {}),
+                                                  **({"bf16": True} if bf16 else {}),
                                                   "init": RELEASES[-1]["upscale"]}, fixed=("init",))
-    return {"step": step, "validation": validation, "state": networks.state_dict()}
+    return {"step": step, "validation": validation, "state": standard_state(networks)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -257,16 +287,30 @@ def main(argv: list[str] | None = None) -> None:
     add_training_arguments(parser)
     parser.add_argument("--lr", type=float, help="learning rate (default 1e-3 fidelity, 1e-4 perceptual)")
     add_init_argument(parser, (MODEL_ID,), "fidelity: start a new run from this model's weights (deepened)")
+    parser.add_argument("--grid-lines", action="store_true",
+                        help="perceptual: the grid loss along each row and column of a crop (it then also sees "
+                             "dots along edges) instead of over the whole crop")
+    parser.add_argument("--grid-weight", type=float,
+                        help="perceptual: the grid loss's weight beside the L1 loss (default: 1)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="forward passes in bfloat16 mixed precision: faster on a CPU with AMX (a perceptual "
+                             "step 2.5 times) (default: float32)")
     args = parser.parse_args(argv)
     if args.init and args.look != "fidelity":
         parser.error("--init is for --look fidelity: a perceptual run starts from the newest release's upscaler")
+    if (args.grid_lines or args.grid_weight is not None) and args.look != "perceptual":
+        parser.error("--grid-lines and --grid-weight are for --look perceptual: the fidelity look has no grid loss")
+    if args.grid_weight is not None and args.grid_weight < 0:
+        parser.error(f"--grid-weight {args.grid_weight} is negative: it would reward a grid")
     try:
         if args.look == "fidelity":
             final = train(args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.lr or 1e-3,
-                          args.validate_every, init=args.init)
+                          args.validate_every, init=args.init, bf16=args.bf16)
         else:
             final = train_perceptual(args.steps, args.cache, args.checkpoints, args.seed, args.batch,
-                                     args.lr or 1e-4, validate_every=args.validate_every)
+                                     args.lr or 1e-4, grid_weight=1.0 if args.grid_weight is None else args.grid_weight,
+                                     grid_lines=args.grid_lines,
+                                     validate_every=args.validate_every, bf16=args.bf16)
     except CheckpointError as error:
         parser.error(str(error))
     print(f"step {final['step']}, validation {final['validation']}")
