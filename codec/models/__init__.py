@@ -69,9 +69,14 @@ REGISTRY: dict[str, ModelSpec] = {
     "upscale_perceptual-v2": ModelSpec(Upscalers, "upscale_perceptual-v2-11e196b3.pt",
                                        "11e196b3c43bf8f3834645f46f219a7c01e9cae0ae1e1311d8909a2460a553f4",
                                        _UPSCALERS_V2),
-    # the perceptual look of upscale-v3, fine-tuned as upscale_perceptual-v2 on streams without loop filters
+    # the perceptual look of upscale-v3 up to nnc 0.12.0, fine-tuned as upscale_perceptual-v2 on streams
+    # without loop filters (kept: weight files are only added)
     "upscale_perceptual-v3": ModelSpec(Upscalers, "upscale_perceptual-v3-0322f312.pt",
                                        "0322f3129364613fd81c97a9bfafcb239911b4043c4c87a242cd54772743761b",
+                                       _UPSCALERS_V2, loop_filters=False),
+    # its successor, with the grid loss along each row and column: fewer dots along edges at x4
+    "upscale_perceptual-v4": ModelSpec(Upscalers, "upscale_perceptual-v4-a984ceac.pt",
+                                       "a984ceac76984da61d3686791699b0cd64c0d825ce023f1e035cefaa9511c915",
                                        _UPSCALERS_V2, loop_filters=False),
     # nnc restore (JPEG files): in no release, since it decodes no .nnc file
     "deblock_jpeg-v1": ModelSpec(Deblocker, "deblock_jpeg-v1-8681bc53.pt",
@@ -108,6 +113,6 @@ RELEASES: tuple[dict[str, str], ...] = (
 # choose (``--look``). They change no file and no model version, so they can be added at any time.
 LOOKS: dict[str, dict[str, str]] = {"upscale-v1": {"perceptual": "upscale_perceptual-v1"},
                                     "upscale-v2": {"perceptual": "upscale_perceptual-v2"},
-                                    "upscale-v3": {"perceptual": "upscale_perceptual-v3"}}
+                                    "upscale-v3": {"perceptual": "upscale_perceptual-v4"}}
 
 __all__ = ["LOOKS", "REGISTRY", "RELEASES", "ModelSpec", "Deblocker", "HintColorizer", "Upscalers"]
