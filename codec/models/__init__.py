@@ -110,7 +110,8 @@ RELEASES: tuple[dict[str, str], ...] = (
 )
 
 # Registry key -> {look: registry key}: other renderings of a release's network that a decoder may
-# choose (``--look``). They change no file and no model version, so they can be added at any time.
+# choose (``--look``). They change no file and no model version, so a later nnc may add or replace one
+# (only a file's fidelity output is fixed).
 LOOKS: dict[str, dict[str, str]] = {"upscale-v1": {"perceptual": "upscale_perceptual-v1"},
                                     "upscale-v2": {"perceptual": "upscale_perceptual-v2"},
                                     "upscale-v3": {"perceptual": "upscale_perceptual-v4"}}
