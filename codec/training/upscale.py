@@ -251,9 +251,8 @@ def train_perceptual(steps: int, cache: Path, checkpoints: Path, seed: int = 0, 
             discriminator = discriminators[f"x{scale}"]
             with mixed():
                 output = networks.for_scale(scale)(inputs, conditions)
-                real_logits, fake_logits = discriminator(targets), discriminator(output.detach())
-            d_loss = bce(real_logits.float(), torch.ones_like(real_logits, dtype=torch.float32)) \
-                + bce(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float32))
+                real_logits, fake_logits = discriminator(targets).float(), discriminator(output.detach()).float()
+            d_loss = bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
             optimise(d_loss, discriminator_optimizer)
             with mixed():
                 real_features = [feature.detach().float() for feature in discriminator.features(targets)]
