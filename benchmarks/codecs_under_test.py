@@ -81,7 +81,8 @@ def nnc_coder(baseline: tuple[str, ...] = ()) -> Callable[[Image.Image, int], Co
         decoded, decode_s = _timed(lambda: np.asarray(codec.decode(data, baseline=baseline).convert("RGB")))
         return Coded({"file": len(data)}, decoded, encode_s, decode_s,
                      {"luma_scale": report.luma_scale, "luma_quality": report.luma_quality,
-                      "hint_layout": report.hint_layout, "hint_params": report.hint_params,
+                      "luma_loop_filters": report.luma_loop_filters, "hint_layout": report.hint_layout,
+                      "hint_params": report.hint_params,
                       "section_bytes": report.section_bytes})
     return code
 

@@ -117,6 +117,8 @@ def summary_markdown(results: dict) -> str:
         for point in results["nnc"]["curves"]["nnc"]:
             at = [p for p in points if p["quality"] == point["quality"]]
             scales = " / ".join(str(sum(p["luma_scale"] == s for p in at)) for s in (1, 2, 4))
+            unfiltered = sum(p["luma_scale"] == 1 and not p.get("luma_loop_filters", True) for p in at)
+            scales += f" ({unfiltered} x1 without loop filters)" if unfiltered else ""
             layouts = " / ".join(str(sum(p["hint_layout"] == layout for p in at)) for layout in ("segments", "grid"))
             section = " / ".join(f"{np.mean([p['section_bytes'].get(key, 0) for p in at]):.0f}"
                                  for key in ("luma", "hints"))

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from . import format
+from . import format, luma
 from .errors import FormatError, InputImageError, LimitError, ModelMismatchError, NncError, WeightsError
 from .image_io import icc_color_space, image_metadata, image_to_pixels, open_image
 from .pillow_plugin import register_nnc_opener
@@ -17,7 +17,7 @@ from .restore import restore
 from .stages import LEARNED_STAGES, LOOK_CHOICES, STAGES, Stages
 from .weights import model_version, release_models
 
-__version__ = "0.12.1"
+__version__ = "0.13.0"
 DEFAULT_QUALITY = 30
 
 __all__ = [
@@ -141,6 +141,7 @@ def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
         "height": container.height,
         "luma_scale": container.luma_scale,
         "luma_codec": container.luma_codec,
+        "luma_loop_filters": _luma_loop_filters(container),
         "hint_layout": container.hint_layout,
         "classical_color": container.classical_color,
         "deblock_level": container.deblock_level,  # None: a file of format 0.x (spec 3.1)
@@ -150,6 +151,17 @@ def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
         "truncated": container.truncated or "luma" not in container.sections
         or (container.hint_layout != "none" and "hints" not in container.sections),
     }
+
+
+def _luma_loop_filters(container: format.Container) -> bool | None:
+    """Whether the file's luma stream was coded with HEVC's loop filters (stage 4 picks its network
+    by it, spec 6), for ``info``; None without a complete, readable luma section."""
+    if "luma" not in container.sections:
+        return None
+    try:
+        return luma.loop_filtered(container.sections["luma"], container.luma_codec)
+    except FormatError:
+        return None
 
 
 def _release_description(version: bytes) -> str:

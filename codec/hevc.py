@@ -154,7 +154,7 @@ class _BitReader:
 
     def bit_field(self, count: int) -> int:
         if self.position + count > len(self.bits):
-            raise FormatError("HEVC SPS is truncated")
+            raise FormatError("HEVC parameter set is truncated")
         value = int(self.bits[self.position:self.position + count] or "0", 2)
         self.position += count
         return value
@@ -164,7 +164,7 @@ class _BitReader:
         while self.bit_field(1) == 0:
             leading_zeros += 1
             if leading_zeros > 31:
-                raise FormatError("HEVC SPS holds an invalid Exp-Golomb code")
+                raise FormatError("HEVC parameter set holds an invalid Exp-Golomb code")
         return (1 << leading_zeros) - 1 + self.bit_field(leading_zeros)
 
 
@@ -183,6 +183,51 @@ def _coded_size(sps: bytes) -> tuple[int, int]:
         left, right, top, bottom = (reader.exp_golomb() for _ in range(4))
         width, height = width - left - right, height - top - bottom
     return width, height
+
+
+def _deblocking_disabled(pps: bytes) -> bool:
+    """Whether a PPS turns HEVC's deblocking filter off for every slice: pps_deblocking_filter_disabled_flag
+    set and deblocking_filter_override_enabled_flag clear (H.265 7.3.2.3.1); signed Exp-Golomb
+    fields are skipped as unsigned ones (same length)."""
+    reader = _BitReader(_rbsp(pps), byte_offset=2)  # after the 2-byte NAL unit header
+    reader.exp_golomb()  # pps_pic_parameter_set_id
+    reader.exp_golomb()  # pps_seq_parameter_set_id
+    reader.bit_field(7)  # dependent slices, output flag, 3 extra slice header bits, sign hiding, cabac init
+    for _ in range(3):  # num_ref_idx_l0/l1_default_active_minus1, init_qp_minus26
+        reader.exp_golomb()
+    reader.bit_field(2)  # constrained_intra_pred_flag, transform_skip_enabled_flag
+    if reader.bit_field(1):  # cu_qp_delta_enabled_flag
+        reader.exp_golomb()  # diff_cu_qp_delta_depth
+    reader.exp_golomb()  # pps_cb_qp_offset
+    reader.exp_golomb()  # pps_cr_qp_offset
+    reader.bit_field(4)  # slice chroma qp offsets, weighted pred, weighted bipred, transquant bypass
+    tiles = reader.bit_field(1)  # tiles_enabled_flag
+    reader.bit_field(1)  # entropy_coding_sync_enabled_flag
+    if tiles:
+        columns, rows = reader.exp_golomb() + 1, reader.exp_golomb() + 1
+        if columns > 20 or rows > 22:  # HEVC's most, at any level (table A.8)
+            raise FormatError("HEVC PPS holds more tile columns or rows than HEVC allows")
+        if not reader.bit_field(1):  # uniform_spacing_flag
+            for _ in range(columns + rows - 2):
+                reader.exp_golomb()
+        reader.bit_field(1)  # loop_filter_across_tiles_enabled_flag
+    reader.bit_field(1)  # pps_loop_filter_across_slices_enabled_flag
+    if not reader.bit_field(1):  # deblocking_filter_control_present_flag
+        return False
+    override = reader.bit_field(1)  # deblocking_filter_override_enabled_flag: a slice may turn it back on
+    return bool(reader.bit_field(1)) and not override  # pps_deblocking_filter_disabled_flag
+
+
+def loop_filtered(tiles: list[list[bytes]]) -> bool:
+    """Whether a plane's pictures (per-tile NAL units, as from ``encode_plane``) were coded with
+    HEVC's loop filters: False only if every tile has a PPS and every PPS turns deblocking off
+    (``_deblocking_disabled``; x265 turns SAO off with it, ``X265_NO_LOOP_FILTERS``, and SAO is
+    not looked at)."""
+    def unfiltered(nal_units: list[bytes]) -> bool:
+        pps_units = [nal_unit for nal_unit in nal_units if nal_unit_type(nal_unit) == NAL_TYPE_PPS]
+        return bool(pps_units) and all(map(_deblocking_disabled, pps_units))
+
+    return not tiles or not all(map(unfiltered, tiles))
 
 
 def nal_units_of_heif(heif_bytes: bytes) -> list[bytes]:

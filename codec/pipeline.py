@@ -23,15 +23,16 @@ from .color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from .deblock import apply_deblock, deblock_level, level_fits
 from .errors import FormatError
 from .metrics import psnr, squared_error
-from .models import REGISTRY, RELEASES
+from .models import DEBLOCK_UNFILTERED, REGISTRY, RELEASES
 from .segmentation import segment_luma
 from .stages import Stages
 from .upscale import apply_upscale
 from .weights import model_version, release_models
 
 QUALITY_RANGE = (1, 100)
-LUMA_FINALISTS = 3  # luma candidates (best after stage 2) judged on the decoder's real output (stage 4 too)
-                    # (one on large images: the error after stage 2 decides, for encode time)
+LUMA_FINALISTS = 3  # luma candidates (best after stage 2) of each scale and loop-filter setting judged on the
+                    # decoder's real output (stage 4 too): luma coded without the filters ranks below what
+                    # stage 4 makes of it (one candidate on large images: the error after stage 2 decides)
 CB_WEIGHT, CR_WEIGHT = 1.086, 0.825
 LUMA_SCALE_CHOICES = (1, 2, 4)
 GRID_FACTOR_LOG2_CHOICES = (1, 2, 3)  # thumbnails at 1/2, 1/4, 1/8 (what the colorizer refines)
@@ -90,6 +91,7 @@ class EncodeReport:
     hint_params: dict = field(default_factory=dict)
     section_bytes: dict = field(default_factory=dict)
     psnr: float = 0.0  # dB over all samples (RGB, or gray), of the decoded image against the input
+    luma_loop_filters: bool = True  # whether the luma stream was coded with HEVC's loop filters
 
 
 def luma_loop_filters(scale: int, release: dict[str, str], stages: Stages) -> bool:
@@ -101,9 +103,27 @@ def luma_loop_filters(scale: int, release: dict[str, str], stages: Stages) -> bo
     return not learned or REGISTRY[release[stage]].loop_filters
 
 
+def luma_loop_filter_choices(scale: int, release: dict[str, str], stages: Stages) -> tuple[bool, ...]:
+    """The loop-filter settings the encoder codes luma at ``scale`` with, to keep the better: for
+    full-size luma both, where ``release`` has a deblocker for luma coded without them
+    (DEBLOCK_UNFILTERED) and stage 4 runs learned; else the one ``luma_loop_filters`` says."""
+    if scale == 1 and "deblock" not in stages.baseline and DEBLOCK_UNFILTERED in release:
+        return True, False
+    return (luma_loop_filters(scale, release, stages),)
+
+
+def deblock_entry(release: dict[str, str], scale: int, loop_filtered: Callable[[], bool]) -> str:
+    """The entry of ``release`` whose network stage 4 runs on luma coded at ``scale``:
+    DEBLOCK_UNFILTERED for full-size luma coded without HEVC's loop filters (``loop_filtered()``,
+    asked only then), if the release has one; else "deblock"."""
+    if DEBLOCK_UNFILTERED in release and scale == 1 and not loop_filtered():
+        return DEBLOCK_UNFILTERED
+    return "deblock"
+
+
 class ImageEncoder:
     """Encodes one image at any quality; remembers coded candidates, so a search over quality
-    (``--target-size``) codes each (scale, x265 quality) or hint option once."""
+    (``--target-size``) codes each luma candidate (scale, x265 quality, loop filters) or hint option once."""
 
     def __init__(self, pixels: np.ndarray, icc_profile: bytes = b"", exif: bytes = b"",
                  stages: Stages | None = None, progress: Callable[[str], None] | None = None,
@@ -113,8 +133,8 @@ class ImageEncoder:
         to judge candidates by (default: every learned stage of the newest release). progress: told
         of each candidate coded and each network run, in lines like "quality 30: coding luma x2 at
         x265 quality 44" (long encodes show what they do). full_size_loop_filters: whether luma
-        coded at x1 keeps HEVC's loop filters (None: as ``luma_loop_filters`` says; the training
-        data of a deblocker that replaces them sets False, with stage 4 off)."""
+        coded at x1 keeps HEVC's loop filters (None: as ``luma_loop_filter_choices`` says; the
+        training data of a deblocker sets True or False, with stage 4 off)."""
         self.pixels = pixels
         self.full_size_loop_filters = full_size_loop_filters
         self._progress = progress or (lambda message: None)
@@ -130,13 +150,13 @@ class ImageEncoder:
             self.luma_plane, self.cb, self.cr = rgb_to_ycbcr(pixels)
         self.large = self.height * self.width > LARGE_IMAGE_PIXELS
         self._luma_cache: dict = {}
-        self._luma_errors: dict = {}  # (scale, x265 quality, stage) -> squared luma error after that decoder stage
-        self._upscaled: dict = {}  # (scale, x265 quality) -> stage-2 output
-        self._deblocked: dict = {}  # (scale, x265 quality) -> (deblock level, stage-4 output)
+        self._luma_errors: dict = {}  # (*candidate key, stage) -> squared luma error after that decoder stage
+        self._upscaled: dict = {}  # candidate key (LumaCandidate.key) -> stage-2 output
+        self._deblocked: dict = {}  # candidate key -> (deblock level, stage-4 output)
         self._rounded_luma: np.ndarray | None = None
         self._hint_cache: dict = {}
         self._hint_errors: dict = {}
-        self._learned_colors: dict = {}  # (hint key, luma scale, x265 quality) -> learned stage-3 output
+        self._learned_colors: dict = {}  # (hint key, *candidate key) -> learned stage-3 output
         self._segmentations: dict = {}
         self._downsampled: dict = {}  # planes to code, by ("luma", scale) or ("grid", factor_log2)
 
@@ -147,36 +167,49 @@ class ImageEncoder:
                                                else chroma.grid_thumbnail(self.cb, self.cr, factor))
         return self._downsampled[kind, factor]
 
-    def _luma(self, scale: int, quality: int) -> luma.LumaCandidate:
-        key = (scale, quality)
+    def _luma(self, scale: int, quality: int, loop_filters: bool) -> luma.LumaCandidate:
+        key = (scale, quality, loop_filters)
         if key not in self._luma_cache:
-            self._progress(f"quality {self._quality}: coding luma x{scale} at x265 quality {quality}")
-            filters = (self.full_size_loop_filters if scale == 1 and self.full_size_loop_filters is not None
-                       else luma_loop_filters(scale, self.release, self.stages))
+            without = "" if loop_filters else " without loop filters"
+            self._progress(f"quality {self._quality}: coding luma x{scale} at x265 quality {quality}{without}")
             self._luma_cache[key] = luma.encode_luma(self.luma_plane, scale, quality,
-                                                     self._downsampled_plane("luma", scale), filters)
+                                                     self._downsampled_plane("luma", scale), loop_filters)
         return self._luma_cache[key]
+
+    def _loop_filter_choices(self, scale: int) -> tuple[bool, ...]:
+        """The loop-filter settings luma at ``scale`` is coded with (``luma_loop_filter_choices``);
+        on large images only the first: their candidates are ranked after stage 2 alone, where luma
+        without the filters always ranks below (encode time)."""
+        if scale == 1 and self.full_size_loop_filters is not None:
+            return (self.full_size_loop_filters,)
+        choices = luma_loop_filter_choices(scale, self.release, self.stages)
+        return choices[:1] if self.large else choices
 
     def choose_luma(self, quality: int) -> luma.LumaCandidate:
         """The luma stream coded at ``quality`` (1..100): the candidate of least D + lambda R, with D
         first measured after decoder stage 2 (the upscaler the decoder runs), then, for the best
-        LUMA_FINALISTS, after stage 4 too: the decoder's real output."""
+        LUMA_FINALISTS of each scale and loop-filter setting, after stage 4 too: the decoder's real
+        output."""
         lam = lagrange_multiplier(quality)
-        candidates = [self._luma(scale, x265_quality)
+        candidates = [self._luma(scale, x265_quality, filters)
                       for scale in LUMA_SCALE_CHOICES if min(self.height, self.width) >= scale
+                      for filters in self._loop_filter_choices(scale)
                       for x265_quality in x265_qualities(quality, scale.bit_length() - 1, self.large)]
-        finalists = sorted(candidates, key=lambda c: self._luma_error(c, stage=2) + lam * c.bits)
+        ranked = sorted(candidates, key=lambda c: self._luma_error(c, stage=2) + lam * c.bits)
         if self.large:
-            return finalists[0]
-        return min(finalists[:LUMA_FINALISTS], key=lambda c: self._luma_error(c, stage=4) + lam * c.bits)
+            return ranked[0]
+        groups: dict[tuple[int, bool], list[luma.LumaCandidate]] = {}
+        for candidate in ranked:
+            groups.setdefault((candidate.scale, candidate.loop_filters), []).append(candidate)
+        finalists = [candidate for group in groups.values() for candidate in group[:LUMA_FINALISTS]]
+        return min(finalists, key=lambda c: self._luma_error(c, stage=4) + lam * c.bits)
 
     def upscaled_luma(self, candidate: luma.LumaCandidate) -> np.ndarray:
         """(H, W) uint8: the luma decoder stage 2 outputs for ``candidate`` (kept; on large images only the latest)."""
-        key = (candidate.scale, candidate.quality)
+        key = candidate.key
         if key in self._upscaled:
             return self._upscaled[key]
-        self._progress(f"quality {self._quality}: upscaling luma x{candidate.scale} "
-                       f"at x265 quality {candidate.quality}")
+        self._progress(f"quality {self._quality}: upscaling luma {candidate.label}")
         upscaled = apply_upscale(candidate.stream, self.height, self.width, candidate.scale, len(candidate.payload),
                                  lambda: self.stages.network("upscale", self.release), self.stages.threads)
         if self.large:
@@ -205,14 +238,14 @@ class ImageEncoder:
         analysis by synthesis: the PSNR the decoder is told, or 0 unless the network's output is
         closer to the source than its input by DEBLOCK_MIN_GAIN, or for a luma scale not in
         DEBLOCK_SCALES (kept; on large images only the latest)."""
-        key = (candidate.scale, candidate.quality)
+        key = candidate.key
         if key not in self._deblocked:
             upscaled = self.upscaled_luma(candidate)
-            network = self.stages.network("deblock", self.release) if candidate.scale in DEBLOCK_SCALES else None
+            entry = deblock_entry(self.release, candidate.scale, lambda: candidate.loop_filters)
+            network = self.stages.network(entry, self.release) if candidate.scale in DEBLOCK_SCALES else None
             level, output = 0, upscaled
             if network is not None:
-                self._progress(f"quality {self._quality}: deblocking luma x{candidate.scale} "
-                               f"at x265 quality {candidate.quality}")
+                self._progress(f"quality {self._quality}: deblocking luma {candidate.label}")
                 measured = deblock_level(self._luma_uint8(), upscaled)
                 filtered = apply_deblock(upscaled, len(candidate.payload), candidate.stream.size, candidate.scale,
                                          lambda: network, self.stages.threads, measured)
@@ -229,7 +262,7 @@ class ImageEncoder:
 
     def _luma_error(self, candidate: luma.LumaCandidate, stage: int) -> float:
         """Squared error of the luma after decoder stage ``stage`` (2: upscaled; 4: the decoder's output)."""
-        key = (candidate.scale, candidate.quality, stage)
+        key = (*candidate.key, stage)
         if key not in self._luma_errors:
             decoded = self.upscaled_luma(candidate) if stage == 2 else self.decoded_luma(candidate)
             self._luma_errors[key] = squared_error(self.luma_plane, decoded)
@@ -252,7 +285,7 @@ class ImageEncoder:
             return candidates
         for full_step in SEGMENT_STEPS:
             step = max(2, round(full_step / luma_choice.scale))
-            segment_key = (luma_choice.scale, luma_choice.quality, step)
+            segment_key = (*luma_choice.key, step)
             if segment_key not in self._segmentations:
                 self._segmentations[segment_key] = segment_luma(luma_choice.stream, step)
             for quant_step in SEGMENT_QUANT_STEPS:
@@ -271,7 +304,7 @@ class ImageEncoder:
         hints = self._hint_cache[hint_key].hints
         if classical:
             return chroma.colorize(self.upscaled_luma(luma_choice), hints)
-        key = (hint_key, luma_choice.scale, luma_choice.quality)
+        key = (hint_key, *luma_choice.key)
         if key not in self._learned_colors:
             self._progress(f"quality {self._quality}: colorizing ({self._hint_cache[hint_key].layout} hints)")
             if self.large:
@@ -282,7 +315,7 @@ class ImageEncoder:
 
     def _chroma_cost(self, hint_key: tuple, classical: bool, luma_choice: luma.LumaCandidate, lam: float) -> float:
         """D + lambda R of a hint candidate, D measured on decoder stage 3's output (``_colors``)."""
-        key = (hint_key, classical, luma_choice.scale, luma_choice.quality)
+        key = (hint_key, classical, *luma_choice.key)
         if key not in self._hint_errors:
             self._hint_errors[key] = tuple(squared_error(plane, colored) for plane, colored
                                            in zip((self.cb, self.cr), self._colors(hint_key, classical, luma_choice)))
@@ -339,7 +372,8 @@ class ImageEncoder:
         data = format.build_container(container)
         report = EncodeReport(quality, len(data), luma_choice.scale, luma_choice.quality, container.hint_layout,
                               {**hints.params, "classical_color": classical_color} if hints else {},
-                              {name: len(payload) for name, payload in sections.items()}, psnr(self.pixels, decoded))
+                              {name: len(payload) for name, payload in sections.items()}, psnr(self.pixels, decoded),
+                              luma_choice.loop_filters)
         return data, report
 
 
@@ -389,7 +423,9 @@ def decode_file_bytes(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, 
     colors = chroma.colorize(full_luma, hints, colorizer, stages.threads) if hints else None
     progress("stage 4: deblocking")
     deblocked = apply_deblock(full_luma, len(luma_payload), stream.size, scale,
-                              lambda: stages.network("deblock", release), stages.threads, container.deblock_level)
+                              lambda: stages.network(deblock_entry(release, scale, lambda: luma.loop_filtered(
+                                  luma_payload, container.luma_codec)), release),
+                              stages.threads, container.deblock_level)
     if container.hint_layout == "none":
         return Decoded(deblocked, icc_profile, exif, container.truncated)
     if colors is None:

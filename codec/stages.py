@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .models import LOOKS, RELEASES
+from .models import LOOKS, RELEASES, stage_of
 from .weights import load_model
 
 STAGES = ("intra", "upscale", "color", "deblock")
 LOOK_CHOICES = ("fidelity", "perceptual")  # the upscaler's weight sets: least error, or sharper texture
-LEARNED_STAGES: frozenset[str] = frozenset(stage for release in RELEASES for stage in release)
+LEARNED_STAGES: frozenset[str] = frozenset(stage_of(entry) for release in RELEASES for entry in release)
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,9 @@ class Stages:
         return cls(frozenset(baseline), threads, look or "fidelity")
 
     def network(self, stage: str, release: dict[str, str]) -> nn.Module | None:
-        """The verified network of ``stage`` in ``release`` (stage -> model key), or None: run the baseline."""
-        if stage in self.baseline or stage not in release:
+        """The verified network of ``stage`` in ``release`` (stage -> model key; ``stage`` may be
+        another entry of a stage, ``models.DEBLOCK_UNFILTERED``), or None: run the baseline."""
+        if stage_of(stage) in self.baseline or stage not in release:
             return None
         key = release[stage]
         if self.look != "fidelity" and not any(self.look in LOOKS.get(other, {}) for other in release.values()):

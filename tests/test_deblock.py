@@ -61,12 +61,13 @@ def test_level_0_decodes_as_the_baseline(coded):
 def test_the_encoder_writes_level_0_where_the_network_would_harm(photo, monkeypatch):
     """Analysis by synthesis: a deblocker that adds error is switched off for the file."""
     from codec import stages
+    from codec.models import stage_of
 
     real_network = stages.Stages.network
 
     def harmful(self, stage, release):
         network = real_network(self, stage, release)
-        if stage != "deblock":
+        if stage_of(stage) != "deblock":  # either of a release's deblockers
             return network
         broken = copy.deepcopy(network)
         with torch.no_grad():
@@ -149,16 +150,18 @@ def test_the_encoder_judges_candidates_by_the_decoders_real_output(photo):
 @pytest.mark.parametrize("reads_filtered", [True, False])
 def test_full_size_luma_loses_hevcs_loop_filters_only_for_a_deblocker_trained_without_them(
         photo, monkeypatch, reads_filtered):
-    """The encoder codes x1 luma without deblocking and SAO when, and only when, stage 4 runs a
-    network trained on such luma (``ModelSpec.loop_filters``); the identity baseline keeps them."""
+    """The encoder codes x1 luma without deblocking and SAO when stage 4 runs a network trained on
+    such luma (``ModelSpec.loop_filters``), both ways when the release has one for each
+    (DEBLOCK_UNFILTERED); the identity baseline keeps them."""
     import dataclasses
 
-    from codec import hevc
-    from codec.models import REGISTRY, RELEASES
+    from codec import hevc, pipeline
+    from codec.models import DEBLOCK_UNFILTERED, REGISTRY, RELEASES
     from codec.pipeline import ImageEncoder
     from codec.stages import Stages
 
-    release = RELEASES[-1]
+    release = {stage: key for stage, key in RELEASES[-1].items() if stage != DEBLOCK_UNFILTERED}  # one deblocker
+    monkeypatch.setattr(pipeline, "RELEASES", (*RELEASES[:-1], release))
     monkeypatch.setitem(REGISTRY, release["deblock"],
                         dataclasses.replace(REGISTRY[release["deblock"]], loop_filters=reads_filtered))
     gray = np.asarray(photo.convert("L"))
@@ -167,7 +170,71 @@ def test_full_size_luma_loses_hevcs_loop_filters_only_for_a_deblocker_trained_wi
                 for filters in (True, False)}
     assert payloads[True] != payloads[False]
     for stages, filtered in ((Stages(), reads_filtered), (Stages(frozenset({"deblock"})), True)):
-        assert ImageEncoder(gray, stages=stages)._luma(1, x265_quality).payload == payloads[filtered]
+        encoder = ImageEncoder(gray, stages=stages)
+        assert encoder._loop_filter_choices(1) == (filtered,)
+        assert encoder._luma(1, x265_quality, filtered).payload == payloads[filtered]
+    monkeypatch.setattr(pipeline, "RELEASES", (*RELEASES[:-1], {**release, DEBLOCK_UNFILTERED: release["deblock"]}))
+    assert ImageEncoder(gray)._loop_filter_choices(1) == (True, False)
+    assert ImageEncoder(gray, stages=Stages(frozenset({"deblock"})))._loop_filter_choices(1) == (True,)
+    assert ImageEncoder(gray)._loop_filter_choices(2) == (REGISTRY[release["upscale"]].loop_filters,)
+
+
+def test_stage_4_runs_the_deblocker_the_luma_was_coded_for(photo, monkeypatch):
+    """The newest release has a deblocker for full-size luma with HEVC's loop filters and one for
+    luma without; the decoder picks by the stream's parameter sets and outputs what the encoder judged."""
+    from codec import stages
+    from codec.models import DEBLOCK_UNFILTERED, stage_of
+    from codec.pipeline import ImageEncoder
+
+    requested = []
+    real_network = stages.Stages.network
+    monkeypatch.setattr(stages.Stages, "network", lambda self, stage, release:
+                        requested.append(stage) or real_network(self, stage, release))
+    gray = np.asarray(photo.convert("L"))
+    for filters, entry in ((True, "deblock"), (False, DEBLOCK_UNFILTERED)):
+        encoder = ImageEncoder(gray, full_size_loop_filters=filters)
+        data, _ = encoder.encode(QUALITY)
+        fields = codec.info(data)
+        assert fields["luma_scale"] == 1 and fields["luma_loop_filters"] is filters and fields["deblock_level"] > 0
+        requested.clear()
+        decoded = np.asarray(codec.decode(data))
+        assert [stage for stage in requested if stage_of(stage) == "deblock"] == [entry]
+        assert np.array_equal(decoded, encoder.decoded_luma(encoder.choose_luma(QUALITY)))
+
+
+def test_the_encoder_keeps_the_better_of_full_size_luma_with_and_without_loop_filters(photo):
+    """Per file, by the decoder's real output: D + lambda R of the file is the lesser of those of
+    the files coded only one way (and at x2/x4), and the two differ."""
+    from codec.pipeline import ImageEncoder, lagrange_multiplier
+
+    gray = np.asarray(photo.convert("L"))
+    source = gray.astype(np.float64)
+    def cost(data: bytes, quality: int) -> float:
+        error = np.sum((np.asarray(codec.decode(data)).astype(np.float64) - source) ** 2)
+        return float(error + lagrange_multiplier(quality) * 8 * len(format.parse_container(data).sections["luma"]))
+
+    chosen = set()
+    for quality in (30, 50):
+        either = {filters: ImageEncoder(gray, full_size_loop_filters=filters).encode(quality)[0]
+                  for filters in (True, False)}
+        assert cost(either[True], quality) != cost(either[False], quality)
+        data, _ = ImageEncoder(gray).encode(quality)
+        assert cost(data, quality) == pytest.approx(min(cost(one, quality) for one in either.values()), rel=1e-6)
+        chosen.add(codec.info(data)["luma_loop_filters"])
+    assert chosen == {True, False}  # on this photo: with the filters at 30, without at 50
+
+
+def test_a_releases_deblocker_for_unfiltered_luma_reads_the_files_level_as_its_first_does():
+    """The decoder checks the level against the release's first deblocker before it reads the luma
+    stream that picks one (spec 6), so both must take the same condition; each reads the luma it was trained on."""
+    from codec.models import DEBLOCK_UNFILTERED, REGISTRY, RELEASES
+
+    releases = [release for release in RELEASES if DEBLOCK_UNFILTERED in release]
+    assert releases
+    for release in releases:
+        first, second = REGISTRY[release["deblock"]], REGISTRY[release[DEBLOCK_UNFILTERED]]
+        assert first.hparams["condition_channels"] == second.hparams["condition_channels"]
+        assert first.loop_filters and not second.loop_filters
 
 
 def test_condition_grows_with_the_rate_scale_and_level():

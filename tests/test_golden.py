@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import codec
-from codec.models import REGISTRY, RELEASES
+from codec.models import DEBLOCK_UNFILTERED, REGISTRY, RELEASES
 from codec.weights import model_version, release_version
 from conftest import SAMPLE_PHOTO
 
@@ -49,11 +49,17 @@ CASES = {
     "photo_segments_deblock6": (1, release_version(RELEASES[9]).hex()),
     "photo_x4_deblock6": (1, release_version(RELEASES[9]).hex()),
     "photo_odd_deblock6": (55, release_version(RELEASES[9]).hex()),  # 191x127: stage 4 pads to even sides
+    "photo_grid_deblock7": (55, release_version(RELEASES[10]).hex()),  # x1 luma without loop filters: deblock-v7
+    "photo_filtered_deblock7": (45, release_version(RELEASES[10]).hex()),  # x1 luma with them: deblock-v6
+    "photo_segments_deblock7": (1, release_version(RELEASES[10]).hex()),
+    "photo_x4_deblock7": (1, release_version(RELEASES[10]).hex()),
+    "photo_odd_deblock7": (55, release_version(RELEASES[10]).hex()),
 }
 # file stem -> the box of the sample photo it encodes, where not the default 192x128 corner
 BOXES = {"photo_x4_upscale2": (0, 0, 256, 192), "photo_x4_deblock3": (0, 0, 256, 192),
          "photo_x4_upscale3": (0, 0, 256, 192), "photo_x4_deblock6": (0, 0, 256, 192),
-         "photo_odd_deblock6": (0, 0, 191, 127)}
+         "photo_odd_deblock6": (0, 0, 191, 127), "photo_x4_deblock7": (0, 0, 256, 192),
+         "photo_odd_deblock7": (0, 0, 191, 127)}
 
 
 def _source(stem: str) -> Image.Image:
@@ -108,4 +114,6 @@ def test_every_model_version_has_golden_files_of_both_hint_layouts():
             if release["upscale"] != "upscale-v1":  # and both of its nets (upscale-v1's x4 predates this rule)
                 assert {info["luma_scale"] for info in infos} >= {2, 4}, version
         if "deblock" in release:  # the deblocker's own output is pinned, not only level 0's identity
-            assert any(info["deblock_level"] != 0 for info in infos), version
+            assert any(info["deblock_level"] != 0 and info["luma_loop_filters"] for info in infos), version
+        if DEBLOCK_UNFILTERED in release:  # and that of its deblocker for luma coded without loop filters
+            assert any(info["deblock_level"] != 0 and not info["luma_loop_filters"] for info in infos), version

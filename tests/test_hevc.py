@@ -77,3 +77,32 @@ def test_the_dictionary_ends_with_format_1_0s_so_older_files_inflate_unchanged()
     """The digest of format 1.0's 1,009-byte dictionary (nnc 0.7 to 0.10)."""
     assert hashlib.sha256(format.PARAMETER_SET_DICTIONARY[-1009:]).hexdigest() == (
         "31720b4b8a96eb3b0a00dc52d265fa376d43c13f86444d435f137480cdb39506")
+
+
+@pytest.mark.parametrize("quality", [0, 30, 100])
+def test_the_parameter_sets_say_whether_a_plane_was_coded_with_loop_filters(quality):
+    """Stage 4 picks its network by this (spec 6), so it must hold at every quality and tile count."""
+    plane = _wavy_plane(40, hevc.TILE_SIDE + 30)  # two tiles
+    for loop_filters in (True, False):
+        tiles = hevc.encode_plane(plane, quality, loop_filters)
+        assert len(tiles) == 2 and hevc.loop_filtered(tiles) is loop_filters
+    mixed = [hevc.encode_plane(plane, quality, True)[0], hevc.encode_plane(plane, quality, False)[1]]
+    assert hevc.loop_filtered(mixed)  # filtered unless every tile is unfiltered
+
+
+def test_a_truncated_pps_is_a_format_error():
+    pps = next(unit for unit in hevc.encode_picture(np.zeros((8, 8), np.uint8), 50, False)
+               if format.nal_unit_type(unit) == format.NAL_TYPE_PPS)
+    with pytest.raises(FormatError, match="truncated"):
+        hevc.loop_filtered([[pps[:3]]])
+
+
+def test_a_tile_without_a_pps_or_with_slices_free_to_filter_reads_as_filtered():
+    unfiltered = hevc.encode_picture(_wavy_plane(16, 16), 50, False)
+    assert not hevc.loop_filtered([unfiltered])
+    without_pps = [unit for unit in unfiltered if format.nal_unit_type(unit) != format.NAL_TYPE_PPS]
+    assert hevc.loop_filtered([unfiltered, without_pps]) and hevc.loop_filtered([])
+    pps = next(unit for unit in unfiltered if format.nal_unit_type(unit) == format.NAL_TYPE_PPS)
+    assert pps.hex().endswith("a480")  # deblocking control present 1, override 0, disabled 1, ..., stop bit
+    overridable = pps[:-2] + bytes([0xe4, 0x80])  # override 1: a slice may turn deblocking back on
+    assert hevc.loop_filtered([[overridable if unit == pps else unit for unit in unfiltered]])

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from codec import weights
-from codec.models import LOOKS, REGISTRY, RELEASES, ModelSpec
+from codec.models import DEBLOCK_UNFILTERED, LOOKS, REGISTRY, RELEASES, ModelSpec
 from codec.models.colorizer import HintColorizer
 from codec.models.deblocker import Deblocker
 from codec.models.sr_net import Upscalers
@@ -212,7 +212,9 @@ def test_the_upscalers_looks_and_cache_read_streams_coded_as_the_released_upscal
     for key, looks in LOOKS.items():
         assert all(REGISTRY[other].loop_filters == REGISTRY[key].loop_filters for other in looks.values())
     assert REGISTRY[RELEASES[-1]["upscale"]].loop_filters == data.UPSCALE_LOOP_FILTERS
-    assert REGISTRY[RELEASES[-1]["deblock"]].loop_filters == data.CODEC_LOOP_FILTERS  # full-size luma, stage 4
+    release = RELEASES[-1]  # full-size luma, stage 4: each deblocker's samples are coded as it reads them
+    assert REGISTRY[release["deblock"]].loop_filters == data.CODEC_KINDS["codec"]
+    assert REGISTRY[release[DEBLOCK_UNFILTERED]].loop_filters == data.CODEC_KINDS["codec_unfiltered"]
     cache, stems = tiny_cache
     mixed = tmp_path / "upscale" / "val"
     mixed.mkdir(parents=True)
@@ -400,38 +402,36 @@ def test_the_grid_loss_options_are_refused_where_they_cannot_apply(option, messa
     assert stopped.value.code == 2 and message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("filters", [True, False])
-def test_codec_samples_hold_full_size_luma_coded_as_for_a_deblocker_trained_on_them(
-        tiny_cache, tmp_path_factory, monkeypatch, filters):
-    """Stage 4 is off while the samples are made, yet their full-size luma is coded with or
-    without HEVC's loop filters as ``CODEC_LOOP_FILTERS`` says (as the encoder codes it for the
-    deblocker they train), and a sample made the other way is out of date."""
+@pytest.mark.parametrize("kind", ["codec", "codec_unfiltered"])
+def test_codec_samples_hold_full_size_luma_coded_as_for_the_deblocker_they_train(tiny_cache, tmp_path, kind):
+    """Stage 4 is off while the samples are made, yet their full-size luma is coded with HEVC's
+    loop filters (``codec``) or without them (``codec_unfiltered``), as the encoder codes it for
+    the deblocker each kind trains; a sample of the other kind is out of date."""
     from codec.color import rgb_to_ycbcr
     from codec.luma import encode_luma
 
     cache, stems = tiny_cache
-    monkeypatch.setattr(data, "CODEC_LOOP_FILTERS", filters)
-    if filters != REGISTRY[RELEASES[-1]["deblock"]].loop_filters:  # the tiny cache is made as the release reads
-        remade = tmp_path_factory.mktemp("cache")
-        data.build_cache(cache.parent, remade, jobs=1, kinds=("codec",))
-        assert not data.up_to_date("codec", cache / "codec" / "train" / f"bsds-train-{stems[0]}.npz")
-        cache = remade
-    photos = {entry[0]: entry for entry in data.training_photos(tiny_cache[0].parent)}
+    filters = data.CODEC_KINDS[kind]
+    photos = {entry[0]: entry for entry in data.training_photos(cache.parent)}
     full_size = 0
     for stem in stems[:2]:
         _, source, k, factor = photos[f"bsds-train-{stem}"]
         luma = rgb_to_ycbcr(data.load_photo(source, k, factor))[0]
-        with np.load(cache / "codec" / "train" / f"bsds-train-{stem}.npz") as sample:
+        with np.load(cache / kind / "train" / f"bsds-train-{stem}.npz") as sample:
             for index in np.flatnonzero(sample["scale"] == 1):
                 quality = int(sample["x265_quality"][index])
                 coded = {setting: encode_luma(luma, 1, quality, loop_filters=setting) for setting in (True, False)}
                 assert coded[True].payload != coded[False].payload
-                chosen = coded[data.CODEC_LOOP_FILTERS]
-                assert int(sample["luma_bytes"][index]) == len(chosen.payload)
-                assert np.array_equal(sample["decoded"][index], chosen.stream)
+                assert int(sample["luma_bytes"][index]) == len(coded[filters].payload)
+                assert np.array_equal(sample["decoded"][index], coded[filters].stream)
                 full_size += 1
     assert full_size
-    assert data.stages_before_deblock().endswith("x1_loop_filters=0") != filters
+    other = next(name for name in data.CODEC_KINDS if name != kind)
+    (tmp_path / other).mkdir()
+    misplaced = tmp_path / other / "sample.npz"
+    misplaced.write_bytes((cache / kind / "train" / f"bsds-train-{stems[0]}.npz").read_bytes())
+    assert data.up_to_date(kind, cache / kind / "train" / f"bsds-train-{stems[0]}.npz")
+    assert not data.up_to_date(other, misplaced)
 
 
 def test_the_colorizer_cache_holds_hints_coded_as_the_encoder_codes_them(tiny_cache):

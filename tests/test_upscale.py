@@ -158,15 +158,17 @@ def test_downsampled_luma_loses_hevcs_loop_filters_only_for_an_upscaler_trained_
     monkeypatch.setitem(REGISTRY, release["upscale"],
                         dataclasses.replace(REGISTRY[release["upscale"]], loop_filters=reads_filtered))
     gray = np.asarray(photo.convert("L"))
-    full_size = REGISTRY[release["deblock"]].loop_filters
+    full_size = ImageEncoder(gray)._loop_filter_choices(1)
     for stages, filtered in ((Stages(), reads_filtered), (Stages(frozenset({"upscale"})), True)):
         encoder = ImageEncoder(gray, stages=stages)
-        for scale, quality in ((4, 10), (2, 20), (1, 20)):
+        for scale, quality in ((4, 10), (2, 20)):
             payloads = {filters: format.build_hevc_plane(hevc.encode_plane(luma_stream(encoder.luma_plane, scale),
                                                                            quality, filters))
                         for filters in (True, False)}
             assert payloads[True] != payloads[False]
-            assert encoder._luma(scale, quality).payload == payloads[full_size if scale == 1 else filtered]
+            assert encoder._loop_filter_choices(scale) == (filtered,)
+            assert encoder._luma(scale, quality, filtered).payload == payloads[filtered]
+        assert encoder._loop_filter_choices(1) == full_size
 
 
 @needs_release

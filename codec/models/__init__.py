@@ -47,6 +47,11 @@ REGISTRY: dict[str, ModelSpec] = {
     "deblock-v6": ModelSpec(Deblocker, "deblock-v6-a3a291cb.pt",
                             "a3a291cba2acf5d09f4912f4ded2c01eddc7b1ad40914c33c45bc91dd0b4bb16",
                             {"image_channels": 1, "condition_channels": 3, "channels": 48, "fold": 2}),
+    # deblock-v6 trained further on full-size luma coded without HEVC's loop filters (DEBLOCK_UNFILTERED)
+    "deblock-v7": ModelSpec(Deblocker, "deblock-v7-e8b27500.pt",
+                            "e8b27500b3788de624707489e98ae4005058f3f81c0ad0f7480a6d9b51786b0f",
+                            {"image_channels": 1, "condition_channels": 3, "channels": 48, "fold": 2},
+                            loop_filters=False),
     "upscale-v1": ModelSpec(Upscalers, "upscale-v1-4d00bf47.pt",
                             "4d00bf4795c968073bb7a5b6e13e832392edf5e4e6bcbc02e3e8850ad3943508", _UPSCALERS_V1),
     "upscale-v2": ModelSpec(Upscalers, "upscale-v2-897110e5.pt",
@@ -87,6 +92,17 @@ REGISTRY: dict[str, ModelSpec] = {
                                  {"image_channels": 3, "condition_channels": 1, "channels": 48}),
 }
 
+# The release entry of stage 4's network for full-size luma coded without HEVC's loop filters (from
+# release 10 on, "deblock" being the one for luma coded with them): the encoder codes each file's x1
+# luma both ways and keeps the better; the luma stream's parameter sets tell the decoder which it is.
+DEBLOCK_UNFILTERED = "deblock_unfiltered"
+
+
+def stage_of(entry: str) -> str:
+    """The decoder stage (a name of ``stages.STAGES``) a release entry belongs to."""
+    return "deblock" if entry == DEBLOCK_UNFILTERED else entry
+
+
 # Stage -> registry key, one dict per release, oldest first. Release 0 (nnc 0.1 and 0.2, model version
 # e3b0c442) runs every stage as its classical baseline; release 1 (nnc 0.3) adds the deblocker;
 # release 2 (nnc 0.4) has the upscaler and no deblocker; release 3 (nnc 0.5) adds the colorizer;
@@ -95,7 +111,8 @@ REGISTRY: dict[str, ModelSpec] = {
 # upscale-v1 deepened at x2 and trained further (deblock-v2 unchanged: stage 4 runs only on full-size luma);
 # release 7 (nnc 0.10) has deblock-v3, deblock-v2 trained further on full-size luma only; release 8
 # (nnc 0.11, format 1.1) has upscale-v3, which replaces HEVC's loop filters in x2/x4 luma; release 9
-# (nnc 0.12) has deblock-v6, a deblocker on 2x2 blocks trained from scratch (stage 4 3.6 times faster).
+# (nnc 0.12) has deblock-v6, a deblocker on 2x2 blocks trained from scratch (stage 4 3.6 times faster);
+# release 10 (nnc 0.13) adds deblock-v7 for full-size luma coded without HEVC's loop filters, chosen per file.
 RELEASES: tuple[dict[str, str], ...] = (
     {},
     {"deblock": "deblock-v1"},
@@ -107,6 +124,7 @@ RELEASES: tuple[dict[str, str], ...] = (
     {"upscale": "upscale-v2", "color": "colorize-v2", "deblock": "deblock-v3"},
     {"upscale": "upscale-v3", "color": "colorize-v2", "deblock": "deblock-v3"},
     {"upscale": "upscale-v3", "color": "colorize-v2", "deblock": "deblock-v6"},
+    {"upscale": "upscale-v3", "color": "colorize-v2", "deblock": "deblock-v6", DEBLOCK_UNFILTERED: "deblock-v7"},
 )
 
 # Registry key -> {look: registry key}: other renderings of a release's network that a decoder may
@@ -116,4 +134,5 @@ LOOKS: dict[str, dict[str, str]] = {"upscale-v1": {"perceptual": "upscale_percep
                                     "upscale-v2": {"perceptual": "upscale_perceptual-v2"},
                                     "upscale-v3": {"perceptual": "upscale_perceptual-v4"}}
 
-__all__ = ["LOOKS", "REGISTRY", "RELEASES", "ModelSpec", "Deblocker", "HintColorizer", "Upscalers"]
+__all__ = ["DEBLOCK_UNFILTERED", "LOOKS", "REGISTRY", "RELEASES", "ModelSpec", "stage_of", "Deblocker",
+           "HintColorizer", "Upscalers"]

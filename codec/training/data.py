@@ -10,9 +10,10 @@ hash of its name) is held out for validation.
 For every photo the cache holds one ``.npz`` per kind:
 - ``codec/``: the original luma and nnc's decoded full-size luma (after decoder stages 1-3, before
   deblocking) at 4 qualities spread over 1..70, with the luma section's size and scale; made
-  again when the newest release's stages before deblocking or this loop-filter setting change
-  (a new upscaler; ``stages_before_deblock``). Full-size luma is coded with HEVC's loop filters
-  or without (``CODEC_LOOP_FILTERS``), as the encoder codes it for the deblocker being trained.
+  again when the newest release's stages before deblocking change (a new upscaler;
+  ``stages_before_deblock``). Full-size luma keeps HEVC's loop filters.
+- ``codec_unfiltered/``: the same, with full-size luma coded without HEVC's loop filters, as the
+  encoder codes it for a deblocker that replaces them (``CODEC_KINDS``).
 - ``upscale/``: the original luma and, for the luma stream at scale 2 and at scale 4, the stream
   as decoded after HEVC coding at 4 x265 qualities spread over the range the encoder uses at
   those scales (``x2_decoded``, ``x2_luma_bytes``...): the input of stage 2. Coded without HEVC's
@@ -31,6 +32,7 @@ Existing files that are up to date are kept, so an interrupted run resumes.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import sys
@@ -63,7 +65,7 @@ JPEG_QUALITY_BANDS = ((5, 12), (13, 25), (26, 37), (38, 50))
 UPSCALE_X265_BANDS = ((0, 6), (7, 14), (15, 24), (25, 40))  # x265 qualities of x2/x4 streams at nnc qualities 1..30
 UPSCALE_SCALES = (2, 4)
 UPSCALE_LOOP_FILTERS = False  # the x2/x4 streams are coded without HEVC's loop filters (from upscale-v3 on)
-CODEC_LOOP_FILTERS = True  # codec samples' full-size luma keeps them (False: for a deblocker that replaces them)
+CODEC_KINDS = {"codec": True, "codec_unfiltered": False}  # kind -> whether its full-size luma keeps the loop filters
 VALIDATION_EVERY = 20
 ENCODER_REVISION = 2  # raised when the encoder's luma choices change (2: x265 qualities on a lattice)
 
@@ -120,21 +122,22 @@ def _qualities(name: str, bands: tuple[tuple[int, int], ...]) -> list[int]:
     return [int(rng.integers(low, high + 1)) for low, high in bands]
 
 
-def stages_before_deblock() -> str:
+def stages_before_deblock(loop_filters: bool = True) -> str:
     """The learned networks of the newest release that make the luma stage 4 sees, the encoder's
-    revision and, for full-size luma coded without HEVC's loop filters, that setting (e.g.
-    "upscale=upscale-v3;encoder=2;x1_loop_filters=0"): a ``codec`` or ``color`` sample made
-    otherwise is out of date."""
+    revision and, for full-size luma coded without HEVC's loop filters (``loop_filters`` False),
+    that setting (e.g. "upscale=upscale-v3;encoder=2;x1_loop_filters=0"): a ``codec``,
+    ``codec_unfiltered`` or ``color`` sample made otherwise is out of date."""
     networks = ",".join(f"{stage}={key}" for stage, key in sorted(RELEASES[-1].items())
                         if stage in ("intra", "upscale"))
-    return f"{networks};encoder={ENCODER_REVISION}" + ("" if CODEC_LOOP_FILTERS else ";x1_loop_filters=0")
+    return f"{networks};encoder={ENCODER_REVISION}" + ("" if loop_filters else ";x1_loop_filters=0")
 
 
-def codec_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarray]:
+def codec_sample(pixels: np.ndarray, qualities: list[int], loop_filters: bool = True) -> dict[str, np.ndarray]:
     """The luma the deblocker sees: nnc's decoded full-size luma at each quality, before stage 4
-    (after the newest release's stage 2), with what made it (``pipeline``)."""
+    (after the newest release's stage 2), with what made it (``pipeline``); loop_filters: whether
+    luma coded full size keeps HEVC's loop filters."""
     encoder = ImageEncoder(pixels, stages=Stages(frozenset({"deblock"})),  # the stage being trained is off
-                           full_size_loop_filters=CODEC_LOOP_FILTERS)
+                           full_size_loop_filters=loop_filters)
     decoded, luma_bytes, scales, x265 = [], [], [], []
     for quality in qualities:
         choice = encoder.choose_luma(quality)
@@ -144,9 +147,7 @@ def codec_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarr
         x265.append(choice.quality)
     return {"original": to_uint8(encoder.luma_plane), "decoded": np.stack(decoded),
             "quality": np.array(qualities), "luma_bytes": np.array(luma_bytes), "scale": np.array(scales),
-            "x265_quality": np.array(x265), "pipeline": np.array(stages_before_deblock())}
-
-
+            "x265_quality": np.array(x265), "pipeline": np.array(stages_before_deblock(loop_filters))}
 
 
 def color_sample(pixels: np.ndarray, codec: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
@@ -163,7 +164,7 @@ def color_sample(pixels: np.ndarray, codec: dict[str, np.ndarray], seed: int) ->
         candidates = [chroma.encode_grid_hints(cb, cr, factor_log2,
                                                int(rng.choice(x265_qualities(quality, factor_log2, large=False))))
                       for factor_log2 in GRID_FACTOR_LOG2_CHOICES]
-        filters = luma_loop_filters(scale, RELEASES[-1], Stages()) if scale > 1 else CODEC_LOOP_FILTERS
+        filters = luma_loop_filters(scale, RELEASES[-1], Stages()) if scale > 1 else CODEC_KINDS["codec"]
         chosen = encode_luma(luma, scale, int(codec["x265_quality"][index]),  # the luma stream the encoder chose
                              loop_filters=filters)
         if len(chosen.payload) != luma_bytes:
@@ -184,19 +185,20 @@ def color_sample(pixels: np.ndarray, codec: dict[str, np.ndarray], seed: int) ->
 
 def up_to_date(kind: str, path: Path) -> bool:
     """Whether the cached sample of ``kind`` at ``path`` exists and was made as this code makes it
-    (``upscale``: streams with the loop-filter setting of ``UPSCALE_LOOP_FILTERS``; ``codec`` and
-    ``color``: by the newest release's stages before stage 4, ``stages_before_deblock``)."""
+    (``upscale``: streams with the loop-filter setting of ``UPSCALE_LOOP_FILTERS``; ``codec``,
+    ``codec_unfiltered`` and ``color``: by the newest release's stages before stage 4 with the
+    kind's loop-filter setting, ``stages_before_deblock``)."""
     if not path.exists():
         return False
     if kind == "upscale":
         with np.load(path) as sample:  # made before the streams lost their loop filters: with them
             return bool(sample["loop_filters"]) == UPSCALE_LOOP_FILTERS if "loop_filters" in sample else \
                 UPSCALE_LOOP_FILTERS
-    if kind not in ("codec", "color"):
+    if kind not in (*CODEC_KINDS, "color"):
         return True
+    expected = stages_before_deblock(CODEC_KINDS.get(kind, True))
     with np.load(path) as sample:  # files made before stage 2 was learned have no "pipeline": bicubic
-        return str(sample["pipeline"]) == stages_before_deblock() if "pipeline" in sample else \
-            stages_before_deblock() == ""
+        return str(sample["pipeline"]) == expected if "pipeline" in sample else expected == ""
 
 
 def upscale_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarray]:
@@ -229,8 +231,9 @@ def jpeg_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarra
             "estimated_quality": np.array(estimated)}
 
 
-SAMPLE_MAKERS = {"codec": (codec_sample, CODEC_QUALITY_BANDS), "jpeg": (jpeg_sample, JPEG_QUALITY_BANDS),
-                 "upscale": (upscale_sample, UPSCALE_X265_BANDS)}
+SAMPLE_MAKERS = {"codec": (codec_sample, CODEC_QUALITY_BANDS),
+                 "codec_unfiltered": (functools.partial(codec_sample, loop_filters=False), CODEC_QUALITY_BANDS),
+                 "jpeg": (jpeg_sample, JPEG_QUALITY_BANDS), "upscale": (upscale_sample, UPSCALE_X265_BANDS)}
 KINDS = (*SAMPLE_MAKERS, "color")  # made in this order: a color sample is made from the codec one
 
 

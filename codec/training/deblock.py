@@ -8,13 +8,17 @@
     python -m codec.training.deblock --set jpeg --channels 48 --init deblock_jpeg-v1 --steps 9000
     python -m codec.training.deblock --set codec --scales 1 --fold 2 --crop 96 --bf16 --steps 45000 \
         --checkpoints ~/.cache/nnc/train/checkpoints-deblock-v6bf
+    python -m codec.training.data --kinds codec_unfiltered   # x1 luma coded without HEVC's loop filters
+    python -m codec.training.deblock --set codec_unfiltered --init deblock-v6 --scales 1 --fold 2 --crop 96 \
+        --lr 5e-4 --bf16 --steps 20000 --checkpoints ~/.cache/nnc/train/checkpoints-deblock-v7
 
 Random 64x64 crops (``--crop``; rotated and flipped; for ``--fold`` F at rows and columns that
 are multiples of F) of the cached samples, batch 16, Adam with a cosine learning rate over
 ``--steps``, fixed seed, MSE loss (``--bf16``: forward passes in bfloat16 mixed precision).
-``codec`` samples are nnc's decoded luma at every cached quality (``--scales 1``: only those
-whose luma was coded full size, the only ones the encoder runs stage 4 on), each with its
-condition as the decoder reads it from the file: rate, scale and the deblock level (the luma's
+``codec`` samples (``codec_unfiltered``: with full-size luma coded without HEVC's loop filters,
+for the release's ``deblock_unfiltered`` network) are nnc's decoded luma at every cached quality
+(``--scales 1``: only those whose luma was coded full size, the only ones the encoder runs stage
+4 on), each with its condition as the decoder reads it from the file: rate, scale and the deblock level (the luma's
 PSNR before stage 4, as the encoder writes it).
 A checkpoint every 250 steps (``--checkpoints``, outside the repository) lets an interrupted run
 resume where it stopped. Validation: the PSNR gain over the network's input on the held-out
@@ -57,8 +61,9 @@ from .common import (
     standard_state,
 )
 
-SETS = {  # weight set -> (model id, network hyperparameters)
+SETS = {  # weight set (and the cached samples' kind) -> (model id, network hyperparameters)
     "codec": ("deblock", {"image_channels": 1, "condition_channels": 3, "channels": 48}),
+    "codec_unfiltered": ("deblock", {"image_channels": 1, "condition_channels": 3, "channels": 48}),
     "jpeg": ("deblock_jpeg", {"image_channels": 3, "condition_channels": 1, "channels": 24}),
 }
 
@@ -81,9 +86,9 @@ def _planes(pixels: np.ndarray) -> np.ndarray:
 
 def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = math.inf,
                  scales: tuple[int, ...] = LUMA_SCALE_CHOICES) -> list[Sample]:
-    """Every cached sample of ``weight_set`` ("codec" or "jpeg") in ``split`` ("train" or "val");
-    ``codec`` samples only up to ``max_bpp`` luma bits per pixel and with their luma coded at one
-    of ``scales``."""
+    """Every cached sample of ``weight_set`` (a kind of SETS) in ``split`` ("train" or "val");
+    ``codec`` and ``codec_unfiltered`` samples only up to ``max_bpp`` luma bits per pixel and with
+    their luma coded at one of ``scales``."""
     samples = []
     for path in sorted((cache / weight_set / split).glob("*.npz")):
         if path.name.endswith(".tmp.npz"):
@@ -92,7 +97,7 @@ def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = math
             target = _planes(data["original"])
             height, width = data["original"].shape[:2]
             for index, quality in enumerate(data["quality"].tolist()):
-                if weight_set == "codec":
+                if weight_set != "jpeg":
                     scale = int(data["scale"][index])
                     if 8 * int(data["luma_bytes"][index]) > max_bpp * height * width or scale not in scales:
                         continue
@@ -181,8 +186,9 @@ def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int
           scales: tuple[int, ...] = LUMA_SCALE_CHOICES, fold: int | None = None, bf16: bool = False) -> dict:
     """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}.
 
-    max_bpp: ``codec`` samples above this many luma bits per pixel are left out; scales: the luma
-    scales whose ``codec`` samples are used (the encoder runs stage 4 at DEBLOCK_SCALES). init: a registry
+    weight_set: a key of SETS, also the kind of cached samples read. max_bpp: ``codec`` (and
+    ``codec_unfiltered``) samples above this many luma bits per pixel are left out; scales: the luma
+    scales whose samples are used (the encoder runs stage 4 at DEBLOCK_SCALES). init: a registry
     key (e.g. "deblock-v1") whose weights a new run starts from, widened if ``channels`` is wider
     (default: a fresh network). channels, fold: the hidden width and the block side folded into
     channels (default: the set's, in SETS; crops are aligned to the fold). bf16: forward passes in
@@ -234,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="codec samples above this many luma bits per pixel are left out (default: none)")
     add_init_argument(parser, tuple(model_id for model_id, *_ in SETS.values()),
                       "start a new run from this model's weights, widened to --channels: deblock-vN for --set "
-                      "codec, deblock_jpeg-vN for --set jpeg")
+                      "codec and codec_unfiltered, deblock_jpeg-vN for --set jpeg")
     parser.add_argument("--channels", type=int, help="hidden width (default: the set's own, in SETS)")
     parser.add_argument("--fold", type=int, choices=(1, 2, 4), default=1,
                         help="fold each FOLD x FOLD block into channels: the layers run at 1/FOLD "
