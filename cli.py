@@ -257,6 +257,8 @@ def info(input_file: str, max_pixels: int) -> None:
             value = f"{value:.4f}"
         elif name == "truncated":
             value = "yes: the file is cut short (nnc decode --partial decodes what arrived)" if value else "no"
+        elif name == "luma_loop_filters":
+            value = {True: "yes", False: "no", None: "unknown (no complete luma section)"}[value]
         click.echo(f"{name}: {value}")
 
 

@@ -143,6 +143,12 @@ def summary_markdown(results: dict) -> str:
     lines += ["", f"Dataset {any_result['dataset']} ({len(any_result['images'])} images), nnc "
                   f"{any_result['versions']['nnc']} (sources {any_result['nnc_source']}), "
                   f"{any_result['machine']['cpus']} CPUs, {any_result['machine']['platform']}."]
+    older = [f"{name} from nnc {result['versions']['nnc']} (sources {result['nnc_source']})"
+             for name, result in results.items() if name.startswith("nnc")
+             and (result["versions"]["nnc"], result["nnc_source"]) != (any_result["versions"]["nnc"],
+                                                                       any_result["nnc_source"])]
+    if older:  # a series kept from an earlier run (its files did not change)
+        lines += ["", f"Measured with another nnc: {', '.join(older)}."]
     return "\n".join(lines) + "\n"
 
 

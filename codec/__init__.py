@@ -11,6 +11,7 @@ from PIL import Image
 from . import format, luma
 from .errors import FormatError, InputImageError, LimitError, ModelMismatchError, NncError, WeightsError
 from .image_io import icc_color_space, image_metadata, image_to_pixels, open_image
+from .models import DEBLOCK_UNFILTERED
 from .pillow_plugin import register_nnc_opener
 from .pipeline import QUALITY_RANGE, EncodeReport, ImageEncoder, decode_file_bytes
 from .restore import restore
@@ -170,7 +171,9 @@ def _release_description(version: bytes) -> str:
         release = release_models(version)
     except ModelMismatchError:
         return f"unknown: this nnc cannot decode it (it writes {model_version().hex()})"
-    return ", ".join(f"{stage} {key}" for stage, key in release.items()) or "none (every stage classical)"
+    names = {DEBLOCK_UNFILTERED: "deblock (full-size luma without loop filters)"}
+    return ", ".join(f"{names.get(entry, entry)} {key}" for entry, key in release.items()) or \
+        "none (every stage classical)"
 
 
 def compare(source: Image.Image, data: bytes) -> dict:

@@ -48,6 +48,14 @@ def test_small_benchmark_writes_results_and_resumes_from_its_cache(tmp_path, run
 
     run_module.main(arguments)  # every point now comes from the cache: the same numbers, timings included
     assert json.loads((out / "nnc.json").read_text())["points"] == nnc["points"]
+    assert "Measured with another nnc" not in summary
+
+    kept = {**nnc, "versions": {**nnc["versions"], "nnc": "0.0.1"}, "nnc_source": "0123456789ab"}
+    (out / "nnc-baseline-color.json").write_text(json.dumps(kept))  # an ablation kept from an older run
+    run_module.write_folder_report(out)
+    summary = (out / "summary.md").read_text()
+    assert "| color |" in summary
+    assert "Measured with another nnc: nnc-baseline-color from nnc 0.0.1 (sources 0123456789ab)." in summary
 
 
 def test_scale_crossover_is_where_the_coarser_curve_stops_winning(run_module):

@@ -42,6 +42,11 @@ def test_encode_decode_info(workdir):
     result = run("info", workdir / "a.nnc")
     assert result.exit_code == 0 and f"model_version: {codec.weights.model_version().hex()}" in result.output
     assert "width: 48" in result.output and f"decoder_models: upscale {RELEASES[-1]['upscale']}" in result.output
+    assert f"deblock (full-size luma without loop filters) {RELEASES[-1]['deblock_unfiltered']}" in result.output
+    assert "luma_loop_filters: yes\n" in result.output or "luma_loop_filters: no\n" in result.output
+    (workdir / "cut.nnc").write_bytes((workdir / "a.nnc").read_bytes()[:16])  # the header, not the luma
+    result = run("info", workdir / "cut.nnc")
+    assert result.exit_code == 0 and "luma_loop_filters: unknown (no complete luma section)" in result.output
 
 
 def test_existing_output_is_kept_without_force(workdir, monkeypatch):
