@@ -97,6 +97,26 @@ def test_the_encoder_does_not_run_stage_4_on_reduced_luma(photo, monkeypatch):
     assert len(scales) > runs and set(scales) == {1} and format.parse_container(data).deblock_level > 0
 
 
+def test_the_encoder_spares_stage_4_on_candidates_that_cannot_win(photo, monkeypatch):
+    """At quality 1 the full-size finalists lose even if stage 4 removed half their error
+    (DEBLOCK_MAX_GAIN): their network runs are spared, and the file is the one judging them all gives."""
+    import math
+
+    from codec import pipeline
+
+    runs = []
+    real_apply = pipeline.apply_deblock
+    monkeypatch.setattr(pipeline, "apply_deblock", lambda *args, **kwargs:
+                        runs.append(args[3]) or real_apply(*args, **kwargs))
+    gray = np.asarray(photo.convert("L"))
+    spared = pipeline.ImageEncoder(gray).encode(1)[0]
+    spared_runs = len(runs)
+    runs.clear()
+    monkeypatch.setattr(pipeline, "DEBLOCK_MAX_GAIN", math.inf)  # judge every finalist after stage 4
+    judged = pipeline.ImageEncoder(gray).encode(1)[0]
+    assert spared == judged and spared_runs < len(runs) and set(runs) == {1}
+
+
 def test_baseline_deblock_is_the_identity_on_the_colorized_image(coded):
     """With --baseline deblock (and upscale), stage 4 passes stage 3's output through: the classical decode."""
     from codec import chroma, luma
