@@ -18,8 +18,8 @@ are multiples of F) of the cached samples, batch 16, Adam with a cosine learning
 ``codec`` samples (``codec_unfiltered``: with full-size luma coded without HEVC's loop filters,
 for the release's ``deblock_unfiltered`` network) are nnc's decoded luma at every cached quality
 (``--scales 1``: only those whose luma was coded full size, the only ones the encoder runs stage
-4 on), each with its condition as the decoder reads it from the file: rate, scale and the deblock level (the luma's
-PSNR before stage 4, as the encoder writes it).
+4 on), each with its condition as the decoder reads it from the file: rate, scale and the
+deblock level (the luma's PSNR before stage 4, as the encoder writes it).
 A checkpoint every 250 steps (``--checkpoints``, outside the repository) lets an interrupted run
 resume where it stopped. Validation: the PSNR gain over the network's input on the held-out
 photos, per quality band, and ``switched``: the mean gain where the encoder turns stage 4 off for
@@ -61,9 +61,10 @@ from .common import (
     standard_state,
 )
 
+_STAGE_4 = ("deblock", {"image_channels": 1, "condition_channels": 3, "channels": 48})
 SETS = {  # weight set (and the cached samples' kind) -> (model id, network hyperparameters)
-    "codec": ("deblock", {"image_channels": 1, "condition_channels": 3, "channels": 48}),
-    "codec_unfiltered": ("deblock", {"image_channels": 1, "condition_channels": 3, "channels": 48}),
+    "codec": _STAGE_4,
+    "codec_unfiltered": _STAGE_4,  # the same network, for full-size luma coded without HEVC's loop filters
     "jpeg": ("deblock_jpeg", {"image_channels": 3, "condition_channels": 1, "channels": 24}),
 }
 
