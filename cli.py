@@ -259,6 +259,9 @@ def info(input_file: str, max_pixels: int) -> None:
             value = "yes: the file is cut short (nnc decode --partial decodes what arrived)" if value else "no"
         elif name == "luma_loop_filters":
             value = {True: "yes", False: "no", None: "unknown (no complete luma section)"}[value]
+        elif name == "color_strength":
+            value = "none (stage 3 runs no network on this file)" if value is None else \
+                f"Cb {value[0]}/8, Cr {value[1]}/8 of the colorizer's correction"
         click.echo(f"{name}: {value}")
 
 

@@ -8,10 +8,12 @@
    colorizer, so this is the learned stage's own gain on the hints it gets.
 2. Equal color bytes: for every image, the luma nnc codes at quality 10 and Cb | Cr thumbnails at
    1/2, 1/4 and 1/8 over a grid of x265 qualities; per image the best PSNR-CbCr at each color
-   size (the upper hull over the thumbnail factors), classical, learned, and nnc's (the better of
-   the two per hints, which the file's classical_color bit allows): the color bytes each needs at
-   equal PSNR-CbCr against the classical curve (BD-rate), over the whole range and at nnc's rates.
-3. Seconds (median of 5, 2 threads) of stage 3 alone on a 768x512 image (grid hints at 1/4).
+   size (the upper hull over the thumbnail factors), classical, learned (the release's network for
+   the hints, at full strength), and nnc's (either the classical colorization or the learned one
+   at the color strength the encoder picks, a byte more): the color bytes each needs at equal
+   PSNR-CbCr against the classical curve (BD-rate), over the whole range and at nnc's rates.
+3. Seconds (median of 5, 2 threads) of stage 3 alone on a 768x512 image, grid hints at 1/4 and
+   at 1/2 (each with the release's network for them).
 4. Crops (original | classical | learned) of kodim03 and kodim23 at quality 10, where the
    classical colorization bleeds.
 Writes colorize.md, colorize.json and colorize_crops.png in ``--out``.
@@ -36,7 +38,7 @@ from codec import chroma  # noqa: E402
 from codec.color import rgb_to_ycbcr  # noqa: E402
 from codec.metrics import psnr  # noqa: E402
 from codec.models import RELEASES  # noqa: E402
-from codec.pipeline import ImageEncoder  # noqa: E402
+from codec.pipeline import ImageEncoder, color_entry  # noqa: E402
 from codec.weights import load_model  # noqa: E402
 from metrics import bd_rate  # noqa: E402
 from report import crop_sheet, stage_benchmark_arguments  # noqa: E402
@@ -93,25 +95,39 @@ def _bd_rate(hulls: dict[str, list[tuple[float, float]]], name: str, top: float 
     return bd_rate(*zip(*keep[0]), *zip(*keep[1])) if min(len(k) for k in keep) >= 2 else float("nan")
 
 
-def equal_bytes(images: list[Image.Image], network: nn.Module) -> dict:
+def _network(hints: chroma.Hints) -> nn.Module:
+    """The newest release's stage-3 network for ``hints``."""
+    return load_model(RELEASES[-1][color_entry(RELEASES[-1], hints)])
+
+
+def equal_bytes(images: list[Image.Image]) -> dict:
     """Per image, hull curves of (color bytes, PSNR-CbCr) over thumbnail factors and x265 qualities:
-    classical, learned, and nnc (the better of the two per hints, as the file's classical_color bit
-    lets the encoder choose); their BD-rates against the classical curve, over the whole range and
-    up to LOW_RATE_CBCR_DB (the chroma quality nnc reaches at qualities 1-25); means and medians."""
+    classical, learned at full strength, and nnc (per hints the classical colorization, or the
+    learned one at the encoder's color strength, whose header byte it counts); their BD-rates
+    against the classical curve, over the whole range and up to LOW_RATE_CBCR_DB (the chroma
+    quality nnc reaches at qualities 1-25); means and medians."""
     savings: dict[str, list[float]] = {}
     for image in images:
         pixels = np.asarray(image)
         encoder = ImageEncoder(pixels)
         full_luma = encoder.upscaled_luma(encoder.choose_luma(CURVE_LUMA_QUALITY))
         original = np.stack([encoder.cb, encoder.cr])
-        points: dict[str, list[tuple[float, float]]] = {"classical": [], "learned": []}
+        points: dict[str, list[tuple[float, float]]] = {"classical": [], "learned": [], "nnc": []}
         for factor_log2 in (1, 2, 3):
             for x265_quality in CURVE_X265_QUALITIES:
                 candidate = chroma.encode_grid_hints(encoder.cb, encoder.cr, factor_log2, x265_quality)
-                for name, stage in (("classical", None), ("learned", lambda: network)):
-                    colors = chroma.colorize(full_luma, candidate.hints, stage, 2)
-                    points[name].append((len(candidate.payload), psnr(original, np.stack(colors))))
-        points["nnc"] = [max(pair, key=lambda point: point[1]) for pair in zip(points["classical"], points["learned"])]
+                size = len(candidate.payload)
+                classical = chroma.colorize(full_luma, candidate.hints)
+                network = _network(candidate.hints)
+                output = chroma.network_colors(network, full_luma, classical,
+                                               chroma.colorize_condition(candidate.hints, *full_luma.shape), 2)
+                strength = chroma.best_strength(output, classical, (encoder.cb, encoder.cr), network.keep_mean)
+                for name, colors, extra in (
+                        ("classical", classical, 0),
+                        ("learned", chroma.finish_colors(output, classical, keep_mean=network.keep_mean), 0),
+                        ("nnc", classical, 0),
+                        ("nnc", chroma.finish_colors(output, classical, strength, network.keep_mean), 1)):
+                    points[name].append((size + extra, psnr(original, np.stack(colors))))
         hulls = {name: _upper_hull(values) for name, values in points.items()}
         for name in ("learned", "nnc"):
             savings.setdefault(f"{name} all", []).append(_bd_rate(hulls, name))
@@ -124,12 +140,13 @@ def equal_bytes(images: list[Image.Image], network: nn.Module) -> dict:
     return summary
 
 
-def timing(network: nn.Module) -> float:
-    """Median seconds of stage 3 alone on 2 threads: a 768x512 image with grid hints at 1/4."""
+def timing(factor_log2: int) -> float:
+    """Median seconds of stage 3 alone on 2 threads: a 768x512 image with grid hints at 1 / 2**factor_log2."""
     rng = np.random.default_rng(0)
     luma = rng.integers(0, 256, (512, 768), dtype=np.uint8)
     cb, cr = (rng.uniform(80, 180, (512, 768)) for _ in range(2))
-    hints = chroma.encode_grid_hints(cb, cr, 2, 20).hints
+    hints = chroma.encode_grid_hints(cb, cr, factor_log2, 20).hints
+    network = _network(hints)
     runs = []
     for _ in range(6):
         start = time.perf_counter()
@@ -160,7 +177,6 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: run every measurement and write the results."""
     args, paths = stage_benchmark_arguments(__doc__.splitlines()[0], argv, parts=PARTS)
     images = [Image.open(path).convert("RGB") for path in paths]
-    network = load_model(RELEASES[-1]["color"])
     args.out.mkdir(parents=True, exist_ok=True)
     saved = args.out / "colorize.json"
     results = json.loads(saved.read_text()) if saved.exists() and args.parts != list(PARTS) else {}
@@ -168,9 +184,10 @@ def main(argv: list[str] | None = None) -> None:
     if "same_hints" in args.parts:
         results["same_hints"] = same_hints(images)
     if "equal_bytes" in args.parts:
-        results["equal_bytes"] = equal_bytes(images, network)
+        results["equal_bytes"] = equal_bytes(images)
     if "timing" in args.parts:
-        results["timing_768x512_s"] = timing(network)
+        results["timing_768x512_s"] = timing(2)
+        results["timing_768x512_half_s"] = timing(1)
     if "crops" in args.parts:
         crops(args.folder, args.out)
     saved.write_text(json.dumps(results, indent=1) + "\n")
@@ -188,14 +205,18 @@ def main(argv: list[str] | None = None) -> None:
     lines += ["", f"Equal color bytes (thumbnails at 1/2, 1/4, 1/8 x x265 qualities {CURVE_X265_QUALITIES[0]}-"
               f"{CURVE_X265_QUALITIES[-1]}, luma of quality {CURVE_LUMA_QUALITY}, best factor per size): color bytes "
               "for the same PSNR-CbCr as the classical colorization (BD-rate per image; mean / median over the "
-              "images). nnc: the better colorization per hints, as the file's classical_color bit allows.", "",
+              "images). learned: the release's network for the hints at full strength; nnc: per hints the "
+              "classical colorization or the learned one at the encoder's color strength (a byte more), as "
+              "the file's classical_color bit and color_strength byte allow.", "",
               f"| colorization | whole range | up to {LOW_RATE_CBCR_DB:.0f} dB (nnc's qualities 1-25) |",
               "|---|---|---|"]
     for name in ("learned", "nnc"):
         lines.append(f"| {name} | " + " | ".join(f"{saving[f'{name} {part}']['mean']:+.1f} % / "
                                                    f"{saving[f'{name} {part}']['median']:+.1f} %"
                                                    for part in ("all", "low")) + " |")
-    lines += ["", f"Stage 3 alone, 768x512, 2 threads: {results['timing_768x512_s']:.3f} s (median of 5).", "",
+    half = results.get("timing_768x512_half_s")  # runs before nnc 0.14 timed hints at 1/4 alone
+    lines += ["", f"Stage 3 alone, 768x512, 2 threads (median of 5): {results['timing_768x512_s']:.3f} s with "
+              "hints at 1/4" + (f", {half:.3f} s at 1/2." if half is not None else "."), "",
               "![original | classical | learned](colorize_crops.png)", ""]
     (args.out / "colorize.md").write_text("\n".join(lines))
     print("\n".join(lines))

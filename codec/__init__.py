@@ -11,14 +11,14 @@ from PIL import Image
 from . import format, luma
 from .errors import FormatError, InputImageError, LimitError, ModelMismatchError, NncError, WeightsError
 from .image_io import icc_color_space, image_metadata, image_to_pixels, open_image
-from .models import DEBLOCK_UNFILTERED
+from .models import COLORIZE_FINE, DEBLOCK_UNFILTERED
 from .pillow_plugin import register_nnc_opener
 from .pipeline import QUALITY_RANGE, EncodeReport, ImageEncoder, decode_file_bytes
 from .restore import restore
 from .stages import LEARNED_STAGES, LOOK_CHOICES, STAGES, Stages
 from .weights import model_version, release_models
 
-__version__ = "0.13.1"
+__version__ = "0.14.0"
 DEFAULT_QUALITY = 30
 
 __all__ = [
@@ -146,6 +146,8 @@ def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
         "hint_layout": container.hint_layout,
         "classical_color": container.classical_color,
         "deblock_level": container.deblock_level,  # None: a file of format 0.x (spec 3.1)
+        # the share of each chroma plane's learned correction stage 3 applies (None: it runs no network)
+        "color_strength": container.color_strength if _runs_the_colorizer(container) else None,
         "bytes": len(data),
         "bpp": 8 * len(data) / (container.width * container.height),
         "sections": dict(container.section_sizes),
@@ -165,13 +167,20 @@ def _luma_loop_filters(container: format.Container) -> bool | None:
         return None
 
 
+def _runs_the_colorizer(container: format.Container) -> bool:
+    """Whether stage 3 runs its network on the file, as far as the header tells (hints, the
+    classical_color bit clear; full-size chroma, which no network touches, is in the hints)."""
+    return container.hint_layout != "none" and not container.classical_color
+
+
 def _release_description(version: bytes) -> str:
     """The models this nnc decodes a file of model ``version`` with, for ``info``."""
     try:
         release = release_models(version)
     except ModelMismatchError:
         return f"unknown: this nnc cannot decode it (it writes {model_version().hex()})"
-    names = {DEBLOCK_UNFILTERED: "deblock (full-size luma without loop filters)"}
+    names = {DEBLOCK_UNFILTERED: "deblock (full-size luma without loop filters)",
+             COLORIZE_FINE: "color (thumbnails at 1/2)"}
     return ", ".join(f"{names.get(entry, entry)} {key}" for entry, key in release.items()) or \
         "none (every stage classical)"
 

@@ -8,7 +8,8 @@ Two layouts (spec 5.4, 5.5):
 Colorization: the classical baseline fills each segment with its hint or upsamples the thumbnail
 bicubically; the learned stage (``HintColorizer``) corrects that picture from the full-size
 decoded luma, so chroma edges follow luma edges. It knows the hints' layout, spacing and bits per
-hint value (all read from the file).
+hint value (all read from the file). The file's color strength (format 2.0) scales that correction
+per plane: the encoder picks the share that brings each plane closest to the source.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 from . import entropy, format, hevc
 from .color import downsample, reduced_size, to_uint8, upsample_bicubic
 from .errors import FormatError
+from .metrics import squared_error
 from .runtime import run_network
 from .segmentation import Segmentation, segment_luma
 from .upscale import rate_condition
@@ -229,48 +231,97 @@ def colorize_condition(hints: Hints, height: int, width: int) -> tuple[float, fl
             rate_condition(hints.payload_bytes, 2 * hints.samples))
 
 
+FULL_STRENGTH = 8  # a color_strength nibble (spec 3.1) that applies the network's correction as it is: v / 8
+FULL_STRENGTHS = (FULL_STRENGTH, FULL_STRENGTH)  # (Cb, Cr): files without the field
+MAX_STRENGTH = 15
+
+
 def colorize(luma: np.ndarray, hints: Hints, network: Callable[[], nn.Module | None] | None = None,
-             threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+             threads: int | None = None, strength: tuple[int, int] = FULL_STRENGTHS,
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Stage 3 proper: (Cb, Cr), each (H, W) uint8, from the full-size decoded (H, W) uint8 luma
     (the output of stage 2) and the hints.
 
     network: gives the stage's ``HintColorizer``, or None for the classical baseline (which does
     not read the luma). A full-size thumbnail (factor 1) is the chroma itself: no network runs.
-    threads: CPU threads of the network (None: one per core)."""
+    threads: CPU threads of the network (None: one per core). strength: the file's color_strength
+    (Cb, Cr), each 0..15: the network's correction of that plane is scaled by it / 8."""
     height, width = luma.shape
     classical = classical_colorize(hints, height, width)
     full_size = hints.layout == "grid" and hints.factor == 1
     model = network() if network is not None and not full_size else None
     if model is None:
         return classical
-    return refine_colors(model, luma, classical, colorize_condition(hints, height, width), threads)
+    output = network_colors(model, luma, classical, colorize_condition(hints, height, width), threads)
+    return finish_colors(output, classical, strength, keep_mean=model.keep_mean)
+
+
+def network_colors(model: nn.Module, luma: np.ndarray, classical: tuple[np.ndarray, np.ndarray] | np.ndarray,
+                   condition: tuple[float, ...], threads: int | None = None) -> np.ndarray:
+    """The ``HintColorizer`` ``model``'s (2, H, W) float32 Cb and Cr in sample units (0..255, not
+    rounded): its correction of the ``classical`` (Cb, Cr) ((H, W) uint8 each) guided by the (H, W)
+    uint8 luma; condition: ``colorize_condition`` of the hints."""
+    planes = np.stack([luma, *classical])
+    output = run_network(model, planes.astype(np.float32) / np.float32(255.0), condition, threads)
+    return output * np.float32(255.0)
+
+
+def finish_colors(output: np.ndarray, classical: tuple[np.ndarray, np.ndarray] | np.ndarray,
+                  strength: tuple[int, int] = FULL_STRENGTHS, *, keep_mean: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(Cb, Cr) (H, W) uint8 from the network's (2, H, W) float32 ``output`` (``network_colors``)
+    and the ``classical`` (Cb, Cr), plane by plane (``_finish_plane``) at its ``strength``;
+    keep_mean: the model's (``HintColorizer.keep_mean``)."""
+    cb, cr = (_finish_plane(*args, keep_mean) for args in zip(output, classical, strength))
+    return cb, cr
+
+
+def _finish_plane(output: np.ndarray, classical: np.ndarray, strength: int, keep_mean: bool) -> np.ndarray:
+    """(H, W) uint8: the network's correction of the ``classical`` plane in ``output`` ((H, W)
+    float32) scaled by ``strength`` / 8 in float32 (skipped at 8, so that files from before
+    color_strength decode as they did), then rounded, with ``keep_mean`` (the model's) first made
+    zero-mean over the image (``_keep_mean``)."""
+    if not 0 <= strength <= MAX_STRENGTH:
+        raise ValueError(f"color strength {strength} is not in 0..{MAX_STRENGTH}")
+    if strength != FULL_STRENGTH:
+        base = np.asarray(classical, np.float32)
+        output = base + (output - base) * np.float32(strength / FULL_STRENGTH)
+    return _keep_mean(output, classical) if keep_mean else to_uint8(output)
+
+
+def best_strength(output: np.ndarray, classical: tuple[np.ndarray, np.ndarray] | np.ndarray,
+                  source: tuple[np.ndarray, np.ndarray], *, keep_mean: bool) -> tuple[int, int]:
+    """The color_strength (Cb, Cr) whose ``finish_colors`` output is closest to the ``source``
+    (Cb, Cr) ((H, W) float each) in squared error, per plane: of the two strengths around the
+    least-squares scale of the network's correction, the one closer once finished."""
+    chosen = []
+    for plane, reference, target in zip(output, classical, source):
+        base = np.asarray(reference, np.float32)
+        correction = (plane - base).ravel()
+        energy = float(np.dot(correction, correction))
+        scale = float(np.dot((np.asarray(target, np.float32) - base).ravel(), correction)) / energy if energy else 0.0
+        low = int(np.clip(math.floor(scale * FULL_STRENGTH), 0, MAX_STRENGTH))
+        options = sorted({low, min(low + 1, MAX_STRENGTH)})
+        chosen.append(min(options, key=lambda value: squared_error(
+            target, _finish_plane(plane, reference, value, keep_mean))))
+    return chosen[0], chosen[1]
 
 
 def refine_colors(model: nn.Module, luma: np.ndarray, classical: tuple[np.ndarray, np.ndarray] | np.ndarray,
                   condition: tuple[float, ...], threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The learned part of stage 3: (Cb, Cr), each (H, W) uint8, the ``HintColorizer`` ``model``'s
-    correction of the ``classical`` (Cb, Cr) ((H, W) uint8 each) guided by the (H, W) uint8 luma;
-    condition: ``colorize_condition`` of the hints. A model with ``keep_mean`` has its
-    correction's mean over the image taken away (``_keep_mean``)."""
-    planes = np.stack([luma, *classical])
-    output = run_network(model, planes.astype(np.float32) / np.float32(255.0), condition, threads)
-    output = output * np.float32(255.0)
-    if model.keep_mean:
-        return _keep_mean(output, classical)
-    return tuple(to_uint8(plane) for plane in output)
+    """The learned part of stage 3 at full strength: (Cb, Cr), each (H, W) uint8, the
+    ``HintColorizer`` ``model``'s correction of the ``classical`` (Cb, Cr) ((H, W) uint8 each)
+    guided by the (H, W) uint8 luma; condition: ``colorize_condition`` of the hints. A model with
+    ``keep_mean`` has its correction's mean over the image taken away (``_keep_mean``)."""
+    output = network_colors(model, luma, classical, condition, threads)
+    return finish_colors(output, classical, keep_mean=model.keep_mean)
 
 
-def _keep_mean(output: np.ndarray, classical: tuple[np.ndarray, np.ndarray] | np.ndarray,
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(Cb, Cr) (H, W) uint8 from the network's (2, H, W) float32 output (sample units), each plane
-    shifted so that its mean is the ``classical`` plane's to within 1/32 of a level, in integer
+def _keep_mean(output: np.ndarray, classical: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 from the network's (H, W) float32 output plane (sample units), shifted so that
+    its mean is the ``classical`` (H, W) uint8 plane's to within 1/32 of a level, in integer
     sixteenths of a level (spec, stage 3): no network cast, the same bytes everywhere."""
-    pixels = output.shape[1] * output.shape[2]
+    pixels = output.size
     sixteenths = np.rint(output * np.float32(KEEP_MEAN_STEPS)).astype(np.int64)
-    planes = []
-    for values, reference in zip(sixteenths, classical):
-        excess = int(values.sum()) - KEEP_MEAN_STEPS * int(reference.sum(dtype=np.int64))
-        shift = (2 * excess + pixels) // (2 * pixels)  # excess / pixels rounded, halves up
-        planes.append(np.clip((values - shift + KEEP_MEAN_STEPS // 2) // KEEP_MEAN_STEPS, 0, 255).astype(np.uint8))
-    return planes[0], planes[1]
-
+    excess = int(sixteenths.sum()) - KEEP_MEAN_STEPS * int(np.asarray(classical).sum(dtype=np.int64))
+    shift = (2 * excess + pixels) // (2 * pixels)  # excess / pixels rounded, halves up
+    return np.clip((sixteenths - shift + KEEP_MEAN_STEPS // 2) // KEEP_MEAN_STEPS, 0, 255).astype(np.uint8)

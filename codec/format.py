@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from construct import (
@@ -34,9 +35,10 @@ from construct import Container as ParsedStruct
 from .errors import FormatError, LimitError
 
 MAGIC = b"NNC"
-FORMAT_VERSION_MAJOR = 1
-FORMAT_VERSION_MINOR = 1
+FORMAT_VERSION_MAJOR = 2
+FORMAT_VERSION_MINOR = 0
 DEBLOCK_LEVEL_SINCE = (1, 0)  # format version from which the header has a deblock_level byte
+COLOR_STRENGTH_SINCE = (2, 0)  # ... and a color_strength byte, in files whose stage 3 runs its network
 TILE_SIDE = 2048
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS
 
@@ -46,14 +48,23 @@ HINT_LAYOUTS = {"none": 0, "segments": 1, "grid": 2}
 
 
 class FromVersion:
-    """The condition of a header field present from format ``version`` (major, minor) on: called by
-    construct with the header parsed so far (or being built)."""
+    """The condition of a header field present from format ``version`` (major, minor) on (and, with
+    ``only_if``, in those files where it holds): called by construct with the header parsed so far
+    (or being built)."""
 
-    def __init__(self, version: tuple[int, int]) -> None:
+    def __init__(self, version: tuple[int, int], only_if: Callable[[ParsedStruct], bool] | None = None) -> None:
         self.version = version
+        self.only_if = only_if
 
     def __call__(self, context: ParsedStruct) -> bool:
-        return (context.format_version.major, context.format_version.minor) >= self.version
+        recent = (context.format_version.major, context.format_version.minor) >= self.version
+        return recent and (self.only_if is None or self.only_if(context))
+
+
+def _runs_the_colorizer(context: ParsedStruct) -> bool:
+    """Whether a header (parsed so far, or being built) says stage 3 runs its network: color hints
+    and the classical_color bit clear (the condition of its color_strength byte)."""
+    return context.coding.hint_layout != "none" and not context.coding.classical_color
 
 
 # spec 3.1 Header
@@ -74,6 +85,11 @@ Header = Struct(
     ) * "coding choices, one byte",
     "deblock_level" / If(FromVersion(DEBLOCK_LEVEL_SINCE), Int8ub) * "stage 4: 0 off, else the luma PSNR before "
                                                                       "it in quarter dB (from format 1.0)",
+    "color_strength" / If(FromVersion(COLOR_STRENGTH_SINCE, _runs_the_colorizer), BitStruct(
+        "cb" / BitsInteger(4) * "scale of the colorizer's Cb correction, in eighths (8: as it is)",
+        "cr" / BitsInteger(4) * "the same for Cr",
+    )) * "stage 3: the network's correction per plane (from format 2.0, when classical_color is 0 and "
+         "there are hints)",
 )
 
 # spec 3.2 Section
@@ -87,7 +103,7 @@ Section = Struct(
 )
 _SectionPrefix = Struct(*Section.subcons[:2])
 _SectionHeadRaw = Struct("tag" / Int8ub, *Section.subcons[1:3])  # any tag, so unknown ones can be skipped
-MAX_HEADER_SIZE = len(MAGIC) + 1 + 4 + 10 + 10 + 1 + 1  # VarInts take at most 10 bytes
+MAX_HEADER_SIZE = len(MAGIC) + 1 + 4 + 10 + 10 + 1 + 1 + 1  # VarInts take at most 10 bytes
 MAX_SECTION_PREFIX_SIZE = 1 + 10 + 4
 
 # spec 5.2 HevcPicture, 5.1 HevcPlane (luma stream, grid hints)
@@ -191,6 +207,8 @@ class Container:
     sections: dict[str, bytes] = field(default_factory=dict)
     classical_color: bool = False  # the encoder found the classical colorization closer: stage 3 runs it
     deblock_level: int | None = 0  # stage 4's strength (spec 3.1); None: a file of format 0.x (stage 4 by rate)
+    color_strength: tuple[int, int] = (8, 8)  # stage 3's (Cb, Cr) scale of the network's correction in eighths
+                                              # (spec 3.1; files without the field: 8, as it is)
     format_version: tuple[int, int] = (FORMAT_VERSION_MAJOR, FORMAT_VERSION_MINOR)
     section_sizes: dict[str, int] = field(default_factory=dict)  # bytes on disk, headers included
     truncated: bool = False  # parsed with partial=True and the file was cut short
@@ -203,10 +221,13 @@ def _scale_name(scale: int) -> str:
 def build_container(container: Container) -> bytes:
     """Serialise ``container`` into .nnc bytes in its format version (a parsed file is written back
     as it was; a new Container gets this nnc's); sections in spec order: luma, hints, metadata.
-    ValueError for a container of format 1.0 or later without a deblock level."""
+    ValueError for a container of format 1.0 or later without a deblock level, or with a color
+    strength outside 0..15."""
     major, minor = container.format_version
     if (major, minor) >= DEBLOCK_LEVEL_SINCE and container.deblock_level is None:
         raise ValueError(f"a file of format {major}.{minor} needs a deblock level")
+    if any(not 0 <= value <= 15 for value in container.color_strength):
+        raise ValueError(f"color strength {container.color_strength} is not in 0..15")
     header = Header.build({
         "format_version": {"major": major, "minor": minor},
         "model_version": container.model_version,
@@ -215,6 +236,7 @@ def build_container(container: Container) -> bytes:
         "coding": {"luma_scale": _scale_name(container.luma_scale), "luma_codec": container.luma_codec,
                    "hint_layout": container.hint_layout, "classical_color": int(container.classical_color)},
         "deblock_level": container.deblock_level,
+        "color_strength": dict(zip(("cb", "cr"), container.color_strength)),
     })
     pieces = [header]
     unprotected = header  # bytes since the previous section's payload: the CRC covers them too
@@ -268,6 +290,8 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Con
         format_version=(header.format_version.major, header.format_version.minor),
         deblock_level=header.deblock_level,
     )
+    if header.color_strength is not None:
+        container.color_strength = (header.color_strength.cb, header.color_strength.cr)
     return container, stream.tell()
 
 

@@ -23,7 +23,7 @@ from .color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from .deblock import apply_deblock, deblock_level, level_fits
 from .errors import FormatError
 from .metrics import psnr, squared_error
-from .models import DEBLOCK_UNFILTERED, REGISTRY, RELEASES
+from .models import COLORIZE_FINE, DEBLOCK_UNFILTERED, REGISTRY, RELEASES
 from .segmentation import segment_luma
 from .stages import Stages
 from .upscale import apply_upscale
@@ -121,6 +121,14 @@ def deblock_entry(release: dict[str, str], scale: int, loop_filtered: Callable[[
     if DEBLOCK_UNFILTERED in release and scale == 1 and not loop_filtered():
         return DEBLOCK_UNFILTERED
     return "deblock"
+
+
+def color_entry(release: dict[str, str], hints: chroma.Hints) -> str:
+    """The entry of ``release`` whose network stage 3 runs on ``hints``: COLORIZE_FINE for a grid
+    thumbnail at 1/2, if the release has one; else "color"."""
+    if COLORIZE_FINE in release and hints.layout == "grid" and hints.factor == 2:
+        return COLORIZE_FINE
+    return "color"
 
 
 class ImageEncoder:
@@ -265,9 +273,9 @@ class ImageEncoder:
             self._deblocked[key] = (level, output)
         return self._deblocked[key]
 
-    def _colorizer(self) -> nn.Module | None:
-        """The network of decoder stage 3 the encoder judges hints by (None: the classical baseline)."""
-        return self.stages.network("color", self.release)
+    def _colorizer(self, hints: chroma.Hints) -> nn.Module | None:
+        """The network of decoder stage 3 the encoder judges ``hints`` by (None: the classical baseline)."""
+        return self.stages.network(color_entry(self.release, hints), self.release)
 
     def _luma_error(self, candidate: luma.LumaCandidate, stage: int) -> float:
         """Squared error of the luma after decoder stage ``stage`` (2: upscaled; 4: the decoder's output)."""
@@ -308,41 +316,59 @@ class ImageEncoder:
 
     def _colors(self, hint_key: tuple, classical: bool, luma_choice: luma.LumaCandidate) -> tuple[np.ndarray, ...]:
         """(Cb, Cr), each (H, W) uint8: decoder stage 3's output for a hint candidate on the stage-2
-        output of ``luma_choice``, classical or learned (the learned ones kept, on large images only
-        the latest: the chosen one is composed into the report without running the network again)."""
-        hints = self._hint_cache[hint_key].hints
+        output of ``luma_choice``, classical or learned at its best strength (``_learned``)."""
         if classical:
-            return chroma.colorize(self.upscaled_luma(luma_choice), hints)
+            return chroma.colorize(self.upscaled_luma(luma_choice), self._hint_cache[hint_key].hints)
+        return self._learned(hint_key, luma_choice)[1]
+
+    def _learned(self, hint_key: tuple, luma_choice: luma.LumaCandidate) -> tuple[tuple[int, int], tuple]:
+        """(color_strength, (Cb, Cr)) of the learned stage 3 on a hint candidate: the network's
+        correction scaled per plane as brings it closest to the source (``chroma.best_strength``;
+        the strengths cost the same byte whatever they are). Kept (on large images only the latest:
+        the chosen one is composed into the report without running the network again)."""
         key = (hint_key, *luma_choice.key)
         if key not in self._learned_colors:
+            hints = self._hint_cache[hint_key].hints
+            if hints.layout == "grid" and hints.factor == 1:
+                raise ValueError("full-size chroma is output as coded: stage 3 runs no network on it")
             self._progress(f"quality {self._quality}: colorizing ({self._hint_cache[hint_key].layout} hints)")
             if self.large:
                 self._learned_colors.clear()
-            self._learned_colors[key] = chroma.colorize(self.upscaled_luma(luma_choice), hints, self._colorizer,
-                                                        self.stages.threads)
+            upscaled = self.upscaled_luma(luma_choice)
+            classical = chroma.colorize(upscaled, hints)
+            model = self._colorizer(hints)
+            condition = chroma.colorize_condition(hints, *upscaled.shape)
+            output = chroma.network_colors(model, upscaled, classical, condition, self.stages.threads)
+            strength = chroma.best_strength(output, classical, (self.cb, self.cr), keep_mean=model.keep_mean)
+            self._learned_colors[key] = (strength, chroma.finish_colors(output, classical, strength,
+                                                                        keep_mean=model.keep_mean))
         return self._learned_colors[key]
 
     def _chroma_cost(self, hint_key: tuple, classical: bool, luma_choice: luma.LumaCandidate, lam: float) -> float:
-        """D + lambda R of a hint candidate, D measured on decoder stage 3's output (``_colors``)."""
+        """D + lambda R of a hint candidate, D measured on decoder stage 3's output (``_colors``);
+        R its bits, and the learned colorization's color_strength byte."""
         key = (hint_key, classical, *luma_choice.key)
         if key not in self._hint_errors:
             self._hint_errors[key] = tuple(squared_error(plane, colored) for plane, colored
                                            in zip((self.cb, self.cr), self._colors(hint_key, classical, luma_choice)))
         cb_error, cr_error = self._hint_errors[key]
-        return CB_WEIGHT * cb_error + CR_WEIGHT * cr_error + lam * self._hint_cache[hint_key].bits
+        bits = self._hint_cache[hint_key].bits + (0 if classical else 8)
+        return CB_WEIGHT * cb_error + CR_WEIGHT * cr_error + lam * bits
 
-    def choose_hints(self, quality: int,
-                     luma_choice: luma.LumaCandidate) -> tuple[chroma.HintCandidate, bool, tuple[np.ndarray, ...]]:
+    def choose_hints(self, quality: int, luma_choice: luma.LumaCandidate,
+                     ) -> tuple[chroma.HintCandidate, bool, tuple[int, int], tuple[np.ndarray, ...]]:
         """The color hints coded at ``quality`` for ``luma_choice``, whether the decoder should
         colorize them classically (the file's classical_color bit, set only if the release has a
-        colorizer), and the (Cb, Cr) it will output: the (candidate, colorization) of least
+        colorizer), the color_strength of a learned colorization (else full) and the (Cb, Cr) the
+        decoder will output: the (candidate, colorization) of least
         D + lambda R; with ``--baseline color`` always classical, so the file decodes as judged
         anywhere. Every candidate is judged both ways: judging only the best few with the network
         (a prescreen) let a candidate drop out of the few as quality rose, and the file shrink
         (kodim21, quality 29 -> 30). On large images the hints are judged classically (encode
         time), then both colorizations of the chosen ones."""
         lam = lagrange_multiplier(quality)
-        learned = self._colorizer() is not None  # False for --baseline color and releases without a colorizer
+        learned = self.stages.network("color", self.release) is not None  # False for --baseline color and
+                                                                          # releases without a colorizer
 
         def cost(option: tuple[tuple, bool]) -> float:
             return self._chroma_cost(*option, luma_choice, lam)
@@ -351,9 +377,10 @@ class ImageEncoder:
         hint_key, classical = min(((key, mode) for key in self._hint_candidates(quality, luma_choice)
                                    for mode in (modes if self._hint_cache[key].hints.factor != 1 else (True,))),
                                   key=cost)  # full-size chroma is output as coded: judged once
-        if learned and self.large:
+        if learned and self.large and self._hint_cache[hint_key].hints.factor != 1:
             classical = cost((hint_key, True)) <= cost((hint_key, False))
-        return (self._hint_cache[hint_key], classical and "color" in self.release,
+        strength = chroma.FULL_STRENGTHS if classical else self._learned(hint_key, luma_choice)[0]
+        return (self._hint_cache[hint_key], classical and "color" in self.release, strength,
                 self._colors(hint_key, classical, luma_choice))
 
     def encode(self, quality: int) -> tuple[bytes, EncodeReport]:
@@ -365,9 +392,9 @@ class ImageEncoder:
         sections = {"luma": luma_choice.payload}
         hints = None
         decoded = self.decoded_luma(luma_choice)  # what the decoder will output, composed as it does
-        classical_color = False
+        classical_color, strength = False, chroma.FULL_STRENGTHS
         if not self.is_gray:
-            hints, classical_color, colors = self.choose_hints(quality, luma_choice)
+            hints, classical_color, strength, colors = self.choose_hints(quality, luma_choice)
             sections["hints"] = hints.payload
             decoded = ycbcr_to_rgb(decoded, *colors)
         if self.metadata:
@@ -376,11 +403,12 @@ class ImageEncoder:
             width=self.width, height=self.height, model_version=model_version(),
             luma_scale=luma_choice.scale, luma_codec="hevc",
             hint_layout=hints.layout if hints else "none", sections=sections, classical_color=classical_color,
-            deblock_level=self.chosen_deblock_level(luma_choice),
+            deblock_level=self.chosen_deblock_level(luma_choice), color_strength=strength,
         )
         data = format.build_container(container)
         report = EncodeReport(quality, len(data), luma_choice.scale, luma_choice.quality, container.hint_layout,
-                              {**hints.params, "classical_color": classical_color} if hints else {},
+                              {**hints.params, "classical_color": classical_color,
+                               **({} if classical_color else {"color_strength": strength})} if hints else {},
                               {name: len(payload) for name, payload in sections.items()}, psnr(self.pixels, decoded),
                               luma_choice.loop_filters)
         return data, report
@@ -427,9 +455,11 @@ def decode_file_bytes(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, 
             hints = chroma.read_hints(container.hint_layout, container.sections["hints"], stream, height, width)
         elif not partial:
             raise FormatError("file is truncated: no color hints section")
-    colorizer = None if container.classical_color else lambda: stages.network("color", release)
     progress("stage 3: colorizing")
-    colors = chroma.colorize(full_luma, hints, colorizer, stages.threads) if hints else None
+    colors = None
+    if hints:
+        colorizer = None if container.classical_color else lambda: stages.network(color_entry(release, hints), release)
+        colors = chroma.colorize(full_luma, hints, colorizer, stages.threads, container.color_strength)
     progress("stage 4: deblocking")
     deblocked = apply_deblock(full_luma, len(luma_payload), stream.size, scale,
                               lambda: stages.network(deblock_entry(release, scale, lambda: luma.loop_filtered(

@@ -50,7 +50,8 @@ class Stages:
 
     def network(self, stage: str, release: dict[str, str]) -> nn.Module | None:
         """The verified network of ``stage`` in ``release`` (stage -> model key; ``stage`` may be
-        another entry of a stage, ``models.DEBLOCK_UNFILTERED``), or None: run the baseline."""
+        another entry of a stage, ``models.DEBLOCK_UNFILTERED`` or ``models.COLORIZE_FINE``), or None:
+        run the baseline."""
         if stage_of(stage) in self.baseline or stage not in release:
             return None
         key = release[stage]

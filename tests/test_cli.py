@@ -43,6 +43,12 @@ def test_encode_decode_info(workdir):
     assert result.exit_code == 0 and f"model_version: {codec.weights.model_version().hex()}" in result.output
     assert "width: 48" in result.output and f"decoder_models: upscale {RELEASES[-1]['upscale']}" in result.output
     assert f"deblock (full-size luma without loop filters) {RELEASES[-1]['deblock_unfiltered']}" in result.output
+    assert f"color (thumbnails at 1/2) {RELEASES[-1]['color_fine']}" in result.output
+    assert "color_strength: none (stage 3 runs no network on this file)\n" in result.output  # full-size chroma
+    result = run("encode", workdir / "a.png", "-o", workdir / "learned.nnc", "-q", "30")
+    shown = codec.info((workdir / "learned.nnc").read_bytes())["color_strength"]
+    result = run("info", workdir / "learned.nnc")
+    assert f"color_strength: Cb {shown[0]}/8, Cr {shown[1]}/8 of the colorizer's correction\n" in result.output
     assert "luma_loop_filters: yes\n" in result.output or "luma_loop_filters: no\n" in result.output
     (workdir / "cut.nnc").write_bytes((workdir / "a.nnc").read_bytes()[:16])  # the header, not the luma
     result = run("info", workdir / "cut.nnc")
@@ -261,13 +267,12 @@ def test_baseline_switch_is_accepted_and_checked(workdir):
     result = run("encode", workdir / "a.png", "-o", workdir / "base.nnc", "-q", "40", "--baseline", "upscale",
                  "--baseline", "color")
     assert result.exit_code == 0
-    # v0.1 has no learned stage: every stage already runs its baseline, so the files are the same
-    assert (workdir / "base.nnc").read_bytes() == (workdir / "plain.nnc").read_bytes()
+    base, plain = (codec.info((workdir / f"{name}.nnc").read_bytes()) for name in ("base", "plain"))
+    assert base["classical_color"] and base["color_strength"] is None  # the file says stage 3 runs classical
+    assert not plain["classical_color"] and plain["color_strength"] is not None
     assert run("decode", workdir / "base.nnc", "-o", workdir / "b.png", "--baseline", "deblock").exit_code == 0
     assert run("encode", workdir / "a.png", "-o", workdir / "x.nnc", "--baseline", "bogus").exit_code == 2
     with pytest.raises(ValueError, match="unknown stage"):
-        import codec
-
         codec.decode((workdir / "base.nnc").read_bytes(), baseline=("bogus",))
 
 

@@ -105,8 +105,8 @@ def test_the_file_says_when_the_classical_colorization_is_closer():
 
     rng = np.random.default_rng(5)  # chroma noise no luma can explain: the network only adds error
     noisy = Image.fromarray(np.clip(128 + rng.normal(0, 25, (40, 56, 3)), 0, 255).astype(np.uint8))
-    data, report = codec.encode_with_report(noisy, quality=45)  # below full-size chroma (no network there)
-    assert report.hint_params["factor"] > 1
+    data, report = codec.encode_with_report(noisy, quality=30)  # segment hints: the network would run
+    assert report.hint_layout == "segments"
     assert report.hint_params["classical_color"] and codec.info(data)["classical_color"]
     container = format.parse_container(data)
     container.classical_color = False  # the same file, rendered with the colorizer
@@ -169,7 +169,7 @@ def test_full_size_chroma_is_output_as_coded_without_the_network(monkeypatch):
     container = format.parse_container(data)
     hints = chroma.read_grid_hints(container.sections["hints"], *pixels.shape[:2])
     coded = np.split(hints.thumbnail, 2, axis=1)  # Cb | Cr as coded, at full size
-    monkeypatch.setattr(chroma, "refine_colors", lambda *args: pytest.fail("the colorizer ran"))
+    monkeypatch.setattr(chroma, "network_colors", lambda *args: pytest.fail("the colorizer ran"))
     outputs = []
     colorize = chroma.colorize
     monkeypatch.setattr(chroma, "colorize", lambda *args: outputs.append(colorize(*args)) or outputs[-1])
@@ -212,3 +212,76 @@ def test_keep_mean_takes_a_networks_cast_away_over_the_whole_tiled_image():
         assert abs(np.mean(kept.astype(np.float64)) - np.mean(reference)) < 0.1
         shift = plane.astype(np.int16) - kept
         assert shift.max() - shift.min() <= 1 and shift.mean() > 5
+
+
+def test_stage_3_runs_the_colorizer_the_hints_were_coded_for(photo, monkeypatch):
+    """The newest release has a colorizer for grid thumbnails at 1/2 (COLORIZE_FINE) and one for
+    every other layout: the decoder picks by the hints section and outputs what the encoder judged."""
+    from codec import stages
+    from codec.models import COLORIZE_FINE, RELEASES, stage_of
+    from codec.pipeline import color_entry
+
+    rng = np.random.default_rng(3)
+    cb, cr = (rng.uniform(60, 200, (32, 48)) for _ in range(2))
+    segments = chroma.encode_segment_hints(cb, cr, _textured_luma(32, 48), 8, 4).hints
+    grids = [chroma.encode_grid_hints(cb, cr, factor_log2, 30).hints for factor_log2 in (1, 2, 3)]
+    assert [color_entry(RELEASES[-1], hints) for hints in (*grids, segments)] == [COLORIZE_FINE, "color", "color",
+                                                                                  "color"]
+    assert color_entry(RELEASES[-2], grids[0]) == "color"  # a release with one colorizer runs it on every layout
+
+    requested = []
+    real_network = stages.Stages.network
+    monkeypatch.setattr(stages.Stages, "network", lambda self, stage, release:
+                        requested.append(stage) or real_network(self, stage, release))
+    used = set()
+    for quality in (10, 35):  # on this photo: segment hints at 10, a thumbnail at 1/2 at 35, both colorized learned
+        data, report = codec.encode_with_report(photo, quality=quality)
+        assert not report.hint_params["classical_color"]
+        requested.clear()
+        decoded = np.asarray(codec.decode(data))
+        entry = COLORIZE_FINE if report.hint_params.get("factor") == 2 else "color"
+        assert [stage for stage in requested if stage_of(stage) == "color"] == [entry]
+        assert report.psnr == pytest.approx(psnr(np.asarray(photo), decoded))
+        used.add(entry)
+    assert used == {"color", COLORIZE_FINE}
+
+
+def test_the_color_strength_scales_the_networks_correction_per_plane():
+    """Strength 8 is the network's output as before the field existed, 0 the classical
+    colorization; best_strength finds the share of the correction that the source calls for."""
+    rng = np.random.default_rng(8)
+    luma = _textured_luma(64, 96, seed=8)
+    classical = tuple(rng.integers(60, 200, (64, 96)).astype(np.uint8) for _ in range(2))
+    torch.manual_seed(0)
+    network = HintColorizer(channels=8, blocks=1, keep_mean=True).eval()
+    torch.nn.init.normal_(network.tail[0].weight, std=0.05)  # a net that changes the picture
+    condition = (0.0, 0.5, 0.3)
+    output = chroma.network_colors(network, luma, classical, condition)
+    full = chroma.refine_colors(network, luma, classical, condition)
+    for strength, expected in (((8, 8), full), ((0, 0), classical)):
+        finished = chroma.finish_colors(output, classical, strength, keep_mean=True)
+        assert all(np.array_equal(a, b) for a, b in zip(finished, expected))
+    halves = chroma.finish_colors(output, classical, (4, 4), keep_mean=False)
+    assert not np.array_equal(halves[0], full[0]) and not np.array_equal(halves[0], classical[0])
+    source = (classical[0] + 0.5 * (output[0] - classical[0]), classical[1].astype(np.float32))  # half, none
+    assert chroma.best_strength(output, classical, source, keep_mean=False) == (4, 0)
+    with pytest.raises(ValueError, match="not in 0..15"):
+        chroma.finish_colors(output, classical, (16, 8), keep_mean=True)
+
+
+def test_the_file_carries_the_color_strength_the_encoder_found_closest(photo):
+    """The decoder applies the header's strengths; on this photo they are neither the full
+    correction nor none, and either of those would leave more chroma error."""
+    from codec import format
+
+    data, report = codec.encode_with_report(photo, quality=10)
+    container = format.parse_container(data)
+    chosen = container.color_strength
+    assert report.hint_params["color_strength"] == chosen and chosen not in ((8, 8), (0, 0))
+    source = np.stack(rgb_to_ycbcr(np.asarray(photo))[1:])
+    errors = {}
+    for strength in (chosen, (8, 8), (0, 0)):
+        container.color_strength = strength
+        decoded = np.stack(rgb_to_ycbcr(np.asarray(codec.decode(format.build_container(container))))[1:])
+        errors[strength] = float(np.sum((decoded - source) ** 2))
+    assert errors[chosen] < min(errors[(8, 8)], errors[(0, 0)])

@@ -26,7 +26,7 @@ def test_round_trip_keeps_every_field():
 
 
 def test_the_deblock_level_is_in_headers_from_format_1_0_on():
-    data = format.build_container(_container(deblock_level=137))
+    data = format.build_container(_container(deblock_level=137, format_version=(1, 1)))
     assert format.parse_container(data).deblock_level == 137
     old = format.build_container(_container(deblock_level=None, format_version=(0, 4)))  # as nnc 0.6 wrote it
     assert len(old) == len(data) - 1 and old[3] == 0x04
@@ -40,17 +40,35 @@ def test_the_deblock_level_is_in_headers_from_format_1_0_on():
 
 def test_header_is_small():
     data = format.build_container(_container(sections={}))
-    assert len(data) == 3 + 1 + 4 + 2 + 2 + 1 + 1  # magic, version, model, width, height, coding, deblock level
+    assert len(data) == 3 + 1 + 4 + 2 + 2 + 1 + 1 + 1  # magic, version, model, width, height, coding, deblock
+                                                       # level, color strength
 
 
-@pytest.mark.parametrize("cut", [1, 5, 12, 13, 20, 200, 319])
+def test_the_color_strength_is_in_headers_from_format_2_0_on_where_stage_3_runs_its_network():
+    """One byte (Cb, Cr nibbles) in files with hints and the classical_color bit clear; none in
+    grayscale or classical files (no network runs), nor in files of format 1.x (full strength)."""
+    data = format.build_container(_container(color_strength=(3, 12)))
+    assert data[14] == 0x3C and format.parse_container(data).color_strength == (3, 12)
+    assert codec.info(data)["color_strength"] == (3, 12)
+    for changes, shown in (({"classical_color": True}, None), ({"format_version": (1, 1)}, (8, 8)),
+                           ({"hint_layout": "none", "sections": {"luma": b"L" * 300}}, None)):
+        without = format.build_container(_container(color_strength=(3, 12), **changes))
+        parsed = format.parse_container(without)
+        assert len(without) == len(data) - 1 - ("sections" in changes) * 8  # no byte (nor, gray, the hints)
+        assert parsed.color_strength == (8, 8) and codec.info(without)["color_strength"] == shown
+        assert format.build_container(parsed) == without
+    with pytest.raises(ValueError, match="not in 0..15"):
+        format.build_container(_container(color_strength=(16, 8)))
+
+
+@pytest.mark.parametrize("cut", [1, 5, 12, 13, 14, 20, 200, 319])
 def test_truncated_file_is_refused(cut):
     data = format.build_container(_container())
     with pytest.raises(FormatError):
         format.parse_container(data[:cut])
 
 
-@pytest.mark.parametrize("offset", [4, 8, 10, 12, 100])
+@pytest.mark.parametrize("offset", [4, 8, 10, 12, 14, 100])
 def test_flipped_bit_in_header_or_payload_fails_the_crc(offset):
     data = bytearray(format.build_container(_container()))
     data[offset] ^= 0x01
@@ -65,7 +83,7 @@ def test_bad_magic():
 
 def test_newer_major_version_is_refused():
     data = bytearray(format.build_container(_container()))
-    data[3] = 0x20
+    data[3] = (format.FORMAT_VERSION_MAJOR + 1) << 4
     with pytest.raises(FormatError, match="newer"):
         format.parse_container(bytes(data))
 

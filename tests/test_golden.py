@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import codec
-from codec.models import DEBLOCK_UNFILTERED, REGISTRY, RELEASES
+from codec.models import COLORIZE_FINE, DEBLOCK_UNFILTERED, REGISTRY, RELEASES
 from codec.weights import model_version, release_version
 from conftest import SAMPLE_PHOTO
 
@@ -54,12 +54,19 @@ CASES = {
     "photo_segments_deblock7": (1, release_version(RELEASES[10]).hex()),
     "photo_x4_deblock7": (1, release_version(RELEASES[10]).hex()),
     "photo_odd_deblock7": (55, release_version(RELEASES[10]).hex()),
+    # format 2.0: a color strength in the header
+    "photo_grid_colorfine1": (40, release_version(RELEASES[11]).hex()),  # hints at 1/2: colorize_fine-v1
+    "photo_unfiltered_colorfine1": (55, release_version(RELEASES[11]).hex()),  # x1 luma without loop filters
+    "photo_segments_colorfine1": (1, release_version(RELEASES[11]).hex()),  # strengths above 8
+    "photo_x4_colorfine1": (1, release_version(RELEASES[11]).hex()),
+    "photo_odd_colorfine1": (35, release_version(RELEASES[11]).hex()),  # 191x127: the fine colorizer pads
 }
 # file stem -> the box of the sample photo it encodes, where not the default 192x128 corner
 BOXES = {"photo_x4_upscale2": (0, 0, 256, 192), "photo_x4_deblock3": (0, 0, 256, 192),
          "photo_x4_upscale3": (0, 0, 256, 192), "photo_x4_deblock6": (0, 0, 256, 192),
          "photo_odd_deblock6": (0, 0, 191, 127), "photo_x4_deblock7": (0, 0, 256, 192),
-         "photo_odd_deblock7": (0, 0, 191, 127)}
+         "photo_odd_deblock7": (0, 0, 191, 127), "photo_x4_colorfine1": (0, 0, 256, 192),
+         "photo_odd_colorfine1": (0, 0, 191, 127)}
 
 
 def _source(stem: str) -> Image.Image:
@@ -101,6 +108,12 @@ def test_the_full_size_chroma_golden_file_holds_full_size_chroma():
     assert codec.chroma.read_grid_hints(container.sections["hints"], container.height, container.width).factor == 1
 
 
+def _grid_factor(stem: str) -> int:
+    """The thumbnail factor of a golden file's grid hints."""
+    container = codec.format.parse_container((GOLDEN / f"{stem}.nnc").read_bytes())
+    return codec.chroma.read_grid_hints(container.sections["hints"], container.height, container.width).factor
+
+
 def test_every_model_version_has_golden_files_of_both_hint_layouts():
     for release in RELEASES:
         version = release_version(release).hex()
@@ -117,3 +130,8 @@ def test_every_model_version_has_golden_files_of_both_hint_layouts():
             assert any(info["deblock_level"] != 0 and info["luma_loop_filters"] for info in infos), version
         if DEBLOCK_UNFILTERED in release:  # and that of its deblocker for luma coded without loop filters
             assert any(info["deblock_level"] != 0 and not info["luma_loop_filters"] for info in infos), version
+        if COLORIZE_FINE in release:  # and that of its colorizer for thumbnails at 1/2, at a strength of its own
+            fine = [stem for stem, info in zip(stems, infos) if info["hint_layout"] == "grid" and
+                    not info["classical_color"] and _grid_factor(stem) == 2]
+            assert fine and any(codec.info((GOLDEN / f"{stem}.nnc").read_bytes())["color_strength"] != (8, 8)
+                                for stem in fine), version

@@ -269,6 +269,7 @@ def test_a_deeper_upscaler_run_starts_from_the_released_weights_unchanged(tiny_c
 @pytest.mark.parametrize("trainer, argv, message", [
     (upscale, ["--init", "deblock-v3"], "invalid choice"),
     (colorize, ["--init", "upscale-v2"], "invalid choice"),
+    (colorize, ["--net", "colorize_fine", "--init", "colorize-v2"], "is not a colorize_fine model"),
     (deblock, ["--set", "codec", "--init", "colorize-v2"], "invalid choice"),
     (deblock, ["--set", "codec", "--init", "deblock_jpeg-v2"], "is not a model of --set codec"),
     (deblock, ["--set", "codec", "--init", "deblock-v3", "--fold", "2"], "does not fold 2x2 blocks"),
@@ -469,7 +470,21 @@ def test_colorizer_training_resumes_and_exports_a_loadable_weight_file(tiny_cach
     assert final["step"] == 3 and {"all", "segments", "grid x8"} <= set(final["validation"])
     path = export_weights(final["state"], "colorize", tmp_path, 9)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    monkeypatch.setitem(REGISTRY, "colorize-v9", ModelSpec(HintColorizer, path.name, digest, colorize.HPARAMS))
+    hparams = colorize.NETS["colorize"][0]
+    monkeypatch.setitem(REGISTRY, "colorize-v9", ModelSpec(HintColorizer, path.name, digest, hparams))
     weights._load.cache_clear()
     network = weights.load_model("colorize-v9", tmp_path)
     assert torch.equal(network.tail[0].weight, final["state"]["tail.0.weight"])
+
+
+def test_the_fine_colorizer_trains_on_thumbnails_at_one_half_alone(tiny_cache, tmp_path):
+    """--net colorize_fine: the network of the release's COLORIZE_FINE entry, trained (here in
+    bfloat16) and validated only on grid hints at 1/2, and exported in the standard weight layout."""
+    cache, _ = tiny_cache
+    final = colorize.train(2, cache, tmp_path, batch=2, crop=16, validate_every=1, model_id="colorize_fine",
+                           bf16=True)
+    assert set(final["validation"]) == {"all", "grid x2"}
+    network = HintColorizer(**colorize.NETS["colorize_fine"][0])
+    network.load_state_dict(final["state"])
+    assert network.scale == 2 and all(tensor.is_contiguous() for tensor in final["state"].values())
+    assert (tmp_path / "colorize_fine.pt").exists()

@@ -66,6 +66,10 @@ REGISTRY: dict[str, ModelSpec] = {
     "colorize-v2": ModelSpec(HintColorizer, "colorize-v2-eb58c9ae.pt",
                              "eb58c9ae9edc6826b9e1ce76d13470d7c9a1958907e84226f3a936fc2ea35c74",
                              {"fold": 4, "condition_channels": 3, "channels": 40, "blocks": 4, "keep_mean": True}),
+    # stage 3 on grid thumbnails at 1/2 (COLORIZE_FINE): 2x2 blocks folded, trained on those hints alone
+    "colorize_fine-v1": ModelSpec(HintColorizer, "colorize_fine-v1-5bb98237.pt",
+                                  "5bb98237b225b28170db37aef7c1aa9becab7f00f1667d0a339d4a8fa3b715de",
+                                  {"fold": 2, "condition_channels": 3, "channels": 32, "blocks": 4, "keep_mean": True}),
     # the perceptual look of upscale-v1 (LOOKS): in no release, since no file needs it
     "upscale_perceptual-v1": ModelSpec(Upscalers, "upscale_perceptual-v1-120f0203.pt",
                                        "120f0203363cd3416384c8ed3d58b2648789050cfddc7dd8386f666e624539c9",
@@ -96,11 +100,15 @@ REGISTRY: dict[str, ModelSpec] = {
 # release 10 on, "deblock" being the one for luma coded with them): the encoder codes each file's x1
 # luma both ways and keeps the better; the luma stream's parameter sets tell the decoder which it is.
 DEBLOCK_UNFILTERED = "deblock_unfiltered"
+# The release entry of stage 3's network for grid thumbnails at 1/2 (from release 11 on, "color" being the
+# one for every other hint layout): the hints section's thumbnail size tells the decoder which it is.
+COLORIZE_FINE = "color_fine"
+_SECOND_ENTRIES = {DEBLOCK_UNFILTERED: "deblock", COLORIZE_FINE: "color"}
 
 
 def stage_of(entry: str) -> str:
     """The decoder stage (a name of ``stages.STAGES``) a release entry belongs to."""
-    return "deblock" if entry == DEBLOCK_UNFILTERED else entry
+    return _SECOND_ENTRIES.get(entry, entry)
 
 
 # Stage -> registry key, one dict per release, oldest first. Release 0 (nnc 0.1 and 0.2, model version
@@ -112,7 +120,8 @@ def stage_of(entry: str) -> str:
 # release 7 (nnc 0.10) has deblock-v3, deblock-v2 trained further on full-size luma only; release 8
 # (nnc 0.11, format 1.1) has upscale-v3, which replaces HEVC's loop filters in x2/x4 luma; release 9
 # (nnc 0.12) has deblock-v6, a deblocker on 2x2 blocks trained from scratch (stage 4 3.6 times faster);
-# release 10 (nnc 0.13) adds deblock-v7 for full-size luma coded without HEVC's loop filters, chosen per file.
+# release 10 (nnc 0.13) adds deblock-v7 for full-size luma coded without HEVC's loop filters, chosen per file;
+# release 11 (nnc 0.14) adds colorize_fine-v1 for grid thumbnails at 1/2.
 RELEASES: tuple[dict[str, str], ...] = (
     {},
     {"deblock": "deblock-v1"},
@@ -125,6 +134,8 @@ RELEASES: tuple[dict[str, str], ...] = (
     {"upscale": "upscale-v3", "color": "colorize-v2", "deblock": "deblock-v3"},
     {"upscale": "upscale-v3", "color": "colorize-v2", "deblock": "deblock-v6"},
     {"upscale": "upscale-v3", "color": "colorize-v2", "deblock": "deblock-v6", DEBLOCK_UNFILTERED: "deblock-v7"},
+    {"upscale": "upscale-v3", "color": "colorize-v2", COLORIZE_FINE: "colorize_fine-v1", "deblock": "deblock-v6",
+     DEBLOCK_UNFILTERED: "deblock-v7"},
 )
 
 # Registry key -> {look: registry key}: other renderings of a release's network that a decoder may
@@ -134,5 +145,5 @@ LOOKS: dict[str, dict[str, str]] = {"upscale-v1": {"perceptual": "upscale_percep
                                     "upscale-v2": {"perceptual": "upscale_perceptual-v2"},
                                     "upscale-v3": {"perceptual": "upscale_perceptual-v4"}}
 
-__all__ = ["DEBLOCK_UNFILTERED", "LOOKS", "REGISTRY", "RELEASES", "ModelSpec", "stage_of", "Deblocker",
+__all__ = ["COLORIZE_FINE", "DEBLOCK_UNFILTERED", "LOOKS", "REGISTRY", "RELEASES", "ModelSpec", "stage_of", "Deblocker",
            "HintColorizer", "Upscalers"]

@@ -27,7 +27,7 @@ class HintColorizer(nn.Module):
         keep_mean (bool, default False): how stage 3 applies the network (``forward`` ignores it):
             its correction is made zero-mean over the whole image, so the colorization keeps the
             classical one's mean Cb and Cr, the hints' own; tiles cannot see the whole image, so
-            ``codec.chroma.refine_colors`` does it.
+            ``codec.chroma.finish_colors`` does it.
 
     Tensor contract: ``forward(image, condition)`` with image (N, 3, H, W) float32 in [0, 1] (luma,
     classical Cb, classical Cr), H and W multiples of ``fold``, and condition (N, condition_channels)
