@@ -77,6 +77,19 @@ def test_equal_bytes_curves_keep_only_points_nothing_cheaper_beats(run_module):
     assert colorize._upper_hull([(100, 35.0), (100, 34.0), (100, 36.0)]) == [(100, 36.0)]
 
 
+def test_the_colorizer_benchmark_measures_equal_bytes_and_timing(run_module, monkeypatch):
+    """Its curves run the release's networks through the decoder's own functions (a small image,
+    two x265 qualities): every series gets a BD-rate; stage 3 is timed at both thumbnail sizes."""
+    import colorize
+
+    monkeypatch.setattr(colorize, "CURVE_X265_QUALITIES", (10, 40))
+    image = Image.fromarray(synthetic_rgb(64, 96, seed=3))
+    summary = colorize.equal_bytes([image])
+    assert set(summary) == {"learned all", "learned low", "nnc all", "nnc low"}
+    assert np.isfinite(summary["nnc all"]["mean"]) and np.isfinite(summary["learned all"]["mean"])
+    assert colorize.timing(1) > 0 and colorize.timing(2) > 0
+
+
 def test_quality_steps_lists_every_step_where_size_or_psnr_falls(run_module, tmp_path):
     import quality_steps
 
