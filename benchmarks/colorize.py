@@ -122,12 +122,11 @@ def equal_bytes(images: list[Image.Image]) -> dict:
                 output = chroma.network_colors(network, full_luma, classical,
                                                chroma.colorize_condition(candidate.hints, *full_luma.shape), 2)
                 source = (encoder.cb, encoder.cr)
-                strength = chroma.best_strength(output, classical, source, keep_mean=network.keep_mean)
+                _, at_best = chroma.best_colors(output, classical, source, keep_mean=network.keep_mean)
                 for name, colors, extra in (
                         ("classical", classical, 0),
                         ("learned", chroma.finish_colors(output, classical, keep_mean=network.keep_mean), 0),
-                        ("nnc", classical, 0),
-                        ("nnc", chroma.finish_colors(output, classical, strength, keep_mean=network.keep_mean), 1)):
+                        ("nnc", classical, 0), ("nnc", at_best, 1)):
                     points[name].append((size + extra, psnr(original, np.stack(colors))))
         hulls = {name: _upper_hull(values) for name, values in points.items()}
         for name in ("learned", "nnc"):

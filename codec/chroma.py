@@ -291,19 +291,29 @@ def _finish_plane(output: np.ndarray, classical: np.ndarray, strength: int, keep
 def best_strength(output: np.ndarray, classical: tuple[np.ndarray, np.ndarray] | np.ndarray,
                   source: tuple[np.ndarray, np.ndarray], *, keep_mean: bool) -> tuple[int, int]:
     """The color_strength (Cb, Cr) whose ``finish_colors`` output is closest to the ``source``
-    (Cb, Cr) ((H, W) float each) in squared error, per plane: of the two strengths around the
-    least-squares scale of the network's correction, the one closer once finished."""
-    chosen = []
+    (Cb, Cr) ((H, W) float each) in squared error (``best_colors``)."""
+    return best_colors(output, classical, source, keep_mean=keep_mean)[0]
+
+
+def best_colors(output: np.ndarray, classical: tuple[np.ndarray, np.ndarray] | np.ndarray,
+                source: tuple[np.ndarray, np.ndarray], *, keep_mean: bool,
+                ) -> tuple[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+    """(color_strength, (Cb, Cr) as ``finish_colors`` outputs them at it): per plane, of the two
+    strengths around the least-squares scale of the network's correction toward the ``source``
+    ((H, W) float), the one whose finished plane is closer to it in squared error."""
+    strengths, planes = [], []
     for plane, reference, target in zip(output, classical, source):
         base = np.asarray(reference, np.float32)
         correction = (plane - base).ravel()
         energy = float(np.dot(correction, correction))
         scale = float(np.dot((np.asarray(target, np.float32) - base).ravel(), correction)) / energy if energy else 0.0
         low = int(np.clip(math.floor(scale * FULL_STRENGTH), 0, MAX_STRENGTH))
-        options = sorted({low, min(low + 1, MAX_STRENGTH)})
-        chosen.append(min(options, key=lambda value: squared_error(
-            target, _finish_plane(plane, reference, value, keep_mean))))
-    return chosen[0], chosen[1]
+        finished = {value: _finish_plane(plane, reference, value, keep_mean)
+                    for value in sorted({low, min(low + 1, MAX_STRENGTH)})}
+        value = min(finished, key=lambda option: squared_error(target, finished[option]))
+        strengths.append(value)
+        planes.append(finished[value])
+    return (strengths[0], strengths[1]), (planes[0], planes[1])
 
 
 def refine_colors(model: nn.Module, luma: np.ndarray, classical: tuple[np.ndarray, np.ndarray] | np.ndarray,

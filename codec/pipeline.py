@@ -323,25 +323,22 @@ class ImageEncoder:
 
     def _learned(self, hint_key: tuple, luma_choice: luma.LumaCandidate) -> tuple[tuple[int, int], tuple]:
         """(color_strength, (Cb, Cr)) of the learned stage 3 on a hint candidate: the network's
-        correction scaled per plane as brings it closest to the source (``chroma.best_strength``;
-        the strengths cost the same byte whatever they are). Kept (on large images only the latest:
+        correction scaled per plane by the share that brings it closest to the source
+        (``chroma.best_colors``; every strength costs the same byte). Kept (on large images only the latest:
         the chosen one is composed into the report without running the network again)."""
         key = (hint_key, *luma_choice.key)
         if key not in self._learned_colors:
             hints = self._hint_cache[hint_key].hints
-            if hints.layout == "grid" and hints.factor == 1:
-                raise ValueError("full-size chroma is output as coded: stage 3 runs no network on it")
             self._progress(f"quality {self._quality}: colorizing ({self._hint_cache[hint_key].layout} hints)")
             if self.large:
                 self._learned_colors.clear()
             upscaled = self.upscaled_luma(luma_choice)
             classical = chroma.colorize(upscaled, hints)
             model = self._colorizer(hints)
-            condition = chroma.colorize_condition(hints, *upscaled.shape)
+            condition = chroma.colorize_condition(hints, *upscaled.shape)  # refuses full-size hints (no network)
             output = chroma.network_colors(model, upscaled, classical, condition, self.stages.threads)
-            strength = chroma.best_strength(output, classical, (self.cb, self.cr), keep_mean=model.keep_mean)
-            self._learned_colors[key] = (strength, chroma.finish_colors(output, classical, strength,
-                                                                        keep_mean=model.keep_mean))
+            self._learned_colors[key] = chroma.best_colors(output, classical, (self.cb, self.cr),
+                                                           keep_mean=model.keep_mean)
         return self._learned_colors[key]
 
     def _chroma_cost(self, hint_key: tuple, classical: bool, luma_choice: luma.LumaCandidate, lam: float) -> float:
