@@ -5,10 +5,11 @@ conversion to RGB. The network sees the luma and how strongly it was coded, read
 the luma section's bits per coded sample, the luma scale and, from format 1.0 on, the file's
 deblock level (spec 3.1): the luma's PSNR before stage 4 as the encoder measured it, in quarter
 dB, so the network knows how much error there is to remove (two photos coded at the same rate
-can differ by 10 dB); level 0 turns the stage off, which the encoder writes where the network
-would not bring the luma closer to the source by enough to be worth its decode time
-(``pipeline.DEBLOCK_MIN_GAIN``). Chroma is left as colorized: its hints are smooth and its
-error small.
+can differ by 10 dB), or, from nnc 0.15, a level near it that the encoder found to bring the
+output closer to the source (``pipeline.DEBLOCK_LEVEL_STEP``); level 0 turns the stage off,
+which the encoder writes where the network would not bring the luma closer to the source by
+enough to be worth its decode time (``pipeline.DEBLOCK_MIN_GAIN``). Chroma is left as
+colorized: its hints are smooth and its error small.
 Files of format 0.x have no level: stage 4 runs where the luma has at most DEBLOCK_MAX_BPP
 bits per pixel (the gate of release 78c1ca56, the only one of those with a deblocker).
 """
@@ -27,7 +28,7 @@ from .runtime import run_network
 from .upscale import rate_condition
 
 DEBLOCK_MAX_BPP = 0.05  # files without a deblock level: luma bits per full-size pixel above which stage 4 is off
-LEVEL_STEPS_PER_DB = 4  # the deblock level is the PSNR in quarter dB
+LEVEL_STEPS_PER_DB = 4  # the deblock level is a PSNR in quarter dB
 LEVEL_SCALE_DB = 50.0  # the network's level input is the PSNR over this
 
 

@@ -83,8 +83,8 @@ Header = Struct(
         "hint_layout" / Enum(BitsInteger(2), **HINT_LAYOUTS) * "color hints layout",
         "classical_color" / BitsInteger(1) * "1: stage 3 runs its classical baseline for this file",
     ) * "coding choices, one byte",
-    "deblock_level" / If(FromVersion(DEBLOCK_LEVEL_SINCE), Int8ub) * "stage 4: 0 off, else the luma PSNR before "
-                                                                      "it in quarter dB (from format 1.0)",
+    "deblock_level" / If(FromVersion(DEBLOCK_LEVEL_SINCE), Int8ub) * "stage 4: 0 off, else a luma PSNR in quarter "
+                                                                      "dB, the network's input (from format 1.0)",
     "color_strength" / If(FromVersion(COLOR_STRENGTH_SINCE, _runs_the_colorizer), BitStruct(
         "cb" / BitsInteger(4) * "scale of the colorizer's Cb correction, in eighths (8: as it is)",
         "cr" / BitsInteger(4) * "the same for Cr",

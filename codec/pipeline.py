@@ -46,6 +46,8 @@ DEBLOCK_MIN_GAIN = 0.005  # stage 4 is turned on for a file only if it removes t
                           # squared error (0.02 dB): a smaller gain is not worth its decode time
 DEBLOCK_MAX_GAIN = 0.5  # the encoder spares stage 4's run on a luma candidate that could not win even if the
                         # network removed this share of its squared error (3 dB; held out it removes 7 %)
+DEBLOCK_LEVEL_STEP = 8  # the encoder's search for the file's deblock level: steps of 2 dB from the measured one...
+DEBLOCK_LEVEL_REACH = 32  # ...up to 8 dB either side, then half a step either side of the best
 DEBLOCK_SCALES = (1,)  # luma scales the encoder tries stage 4 at. Kodak, 10 images at qualities 5, 10, 16
                        # with it tried at every scale: no x2/x4 luma chosen got a level, no choice changed,
                        # and 71 of 84 full-size network runs were on x2/x4 finalists (about 2 s an encode)
@@ -162,7 +164,8 @@ class ImageEncoder:
         self._luma_cache: dict = {}
         self._luma_errors: dict = {}  # (*candidate key, stage) -> squared luma error after that decoder stage
         self._upscaled: dict = {}  # candidate key (LumaCandidate.key) -> stage-2 output
-        self._deblocked: dict = {}  # candidate key -> (deblock level, stage-4 output)
+        self._deblocked: dict = {}  # candidate key -> (deblock level, stage-4 output) at the measured level
+        self._tuned: dict = {}  # candidate key -> (deblock level, stage-4 output) once encode has tuned the level
         self._rounded_luma: np.ndarray | None = None
         self._hint_cache: dict = {}
         self._hint_errors: dict = {}
@@ -199,7 +202,8 @@ class ImageEncoder:
         """The luma stream coded at ``quality`` (1..100): the candidate of least D + lambda R, with D
         first measured after decoder stage 2 (the upscaler the decoder runs), then, for the best
         LUMA_FINALISTS of each scale and loop-filter setting, after stage 4 too: the decoder's real
-        output (not run where DEBLOCK_MAX_GAIN says the candidate cannot win)."""
+        output at the measured deblock level, which ``encode`` then tunes for the chosen one (not
+        run where DEBLOCK_MAX_GAIN says the candidate cannot win)."""
         lam = lagrange_multiplier(quality)
         candidates = [self._luma(scale, x265_quality, filters)
                       for scale in LUMA_SCALE_CHOICES if min(self.height, self.width) >= scale
@@ -235,14 +239,17 @@ class ImageEncoder:
         return upscaled
 
     def decoded_luma(self, candidate: luma.LumaCandidate) -> np.ndarray:
-        """(H, W) uint8: the luma the decoder outputs for ``candidate`` (stages 2 and 4)."""
-        return self._stage4(candidate)[1]
+        """(H, W) uint8: the luma the decoder outputs for ``candidate`` (stages 2 and 4) at its
+        ``chosen_deblock_level``."""
+        return self._tuned.get(candidate.key, self._stage4(candidate))[1]
 
     def chosen_deblock_level(self, candidate: luma.LumaCandidate) -> int:
         """The file's deblock level for ``candidate`` (spec 3.1): 0 where stage 4 would not bring
         the luma closer to the source, for luma coded at a scale not in DEBLOCK_SCALES, or if the
-        release has no deblocker; else the PSNR in quarter dB of the luma stage 4 receives."""
-        return self._stage4(candidate)[0]
+        release has no deblocker; else the PSNR in quarter dB of the luma stage 4 receives, or,
+        once ``encode`` has tuned it (``_tune_deblock_level``), the level near it that serves the
+        image best."""
+        return self._tuned.get(candidate.key, self._stage4(candidate))[0]
 
     def _luma_uint8(self) -> np.ndarray:
         """(H, W) uint8: the source luma rounded, as the deblock level measures it (made once)."""
@@ -251,10 +258,11 @@ class ImageEncoder:
         return self._rounded_luma
 
     def _stage4(self, candidate: luma.LumaCandidate) -> tuple[int, np.ndarray]:
-        """(deblock level, (H, W) uint8 stage-4 output) for ``candidate``, the level chosen by
-        analysis by synthesis: the PSNR the decoder is told, or 0 unless the network's output is
-        closer to the source than its input by DEBLOCK_MIN_GAIN, or for a luma scale not in
-        DEBLOCK_SCALES (kept; on large images only the latest)."""
+        """(deblock level, (H, W) uint8 stage-4 output) for ``candidate`` at the measured level,
+        chosen by analysis by synthesis: the PSNR of stage 4's input, or 0 unless the network's
+        output is closer to the source than its input by DEBLOCK_MIN_GAIN, or for a luma scale not
+        in DEBLOCK_SCALES (kept; on large images only the latest). ``_tune_deblock_level`` may
+        find a better level for the file."""
         key = candidate.key
         if key not in self._deblocked:
             upscaled = self.upscaled_luma(candidate)
@@ -273,15 +281,59 @@ class ImageEncoder:
             self._deblocked[key] = (level, output)
         return self._deblocked[key]
 
+    def _tune_deblock_level(self, candidate: luma.LumaCandidate) -> None:
+        """Find the deblock level (quarter dB) near the measured one whose stage-4 output is
+        closest to the source, for the file of ``candidate`` (``chosen_deblock_level``). The level
+        is the network's input: the PSNR the encoder measured (``_stage4``) tells it how much error
+        to remove, and on some photos it removes too much or too little for that (on Kodak it
+        mostly gains from a level 1-4 dB higher). A local search: from the measured level, steps of
+        DEBLOCK_LEVEL_STEP up while the error falls, else down, within DEBLOCK_LEVEL_REACH of it;
+        then half a step either side of the best. Once per candidate (the luma choice keeps
+        ranking candidates at their measured level), not where stage 4 is off, nor on large images
+        (encode time)."""
+        level, output = self._stage4(candidate)
+        if level == 0 or self.large or candidate.key in self._tuned:
+            return
+        upscaled = self.upscaled_luma(candidate)
+        network = self.stages.network(deblock_entry(self.release, candidate.scale, lambda: candidate.loop_filters),
+                                      self.release)
+        self._progress(f"quality {self._quality}: choosing the deblock level")
+        best = (squared_error(self.luma_plane, output), level, output)
+        tried = {level}
+
+        def improves(new: int) -> bool:
+            """Whether the output at level ``new`` (run unless tried) is closer to the source than the best so far."""
+            nonlocal best
+            if new in tried or not 1 <= new <= 255 or abs(new - level) > DEBLOCK_LEVEL_REACH:
+                return False
+            tried.add(new)
+            filtered = apply_deblock(upscaled, len(candidate.payload), candidate.stream.size, candidate.scale,
+                                     lambda: network, self.stages.threads, new)
+            error = squared_error(self.luma_plane, filtered)
+            if error >= best[0]:
+                return False
+            best = (error, new, filtered)
+            return True
+
+        for direction in (1, -1):
+            if improves(level + direction * DEBLOCK_LEVEL_STEP):
+                while improves(best[1] + direction * DEBLOCK_LEVEL_STEP):
+                    pass
+                break
+        for offset in (DEBLOCK_LEVEL_STEP // 2, -(DEBLOCK_LEVEL_STEP // 2)):
+            improves(best[1] + offset)
+        self._tuned[candidate.key] = best[1:]
+
     def _colorizer(self, hints: chroma.Hints) -> nn.Module | None:
         """The network of decoder stage 3 the encoder judges ``hints`` by (None: the classical baseline)."""
         return self.stages.network(color_entry(self.release, hints), self.release)
 
     def _luma_error(self, candidate: luma.LumaCandidate, stage: int) -> float:
-        """Squared error of the luma after decoder stage ``stage`` (2: upscaled; 4: the decoder's output)."""
+        """Squared error of the luma after decoder stage ``stage`` (2: upscaled; 4: the decoder's
+        output at the measured deblock level, by which ``choose_luma`` ranks every candidate)."""
         key = (*candidate.key, stage)
         if key not in self._luma_errors:
-            decoded = self.upscaled_luma(candidate) if stage == 2 else self.decoded_luma(candidate)
+            decoded = self.upscaled_luma(candidate) if stage == 2 else self._stage4(candidate)[1]
             self._luma_errors[key] = squared_error(self.luma_plane, decoded)
         return self._luma_errors[key]
 
@@ -386,6 +438,7 @@ class ImageEncoder:
             raise ValueError(f"quality must be in {QUALITY_RANGE[0]}..{QUALITY_RANGE[1]}, not {quality}")
         self._quality = quality
         luma_choice = self.choose_luma(quality)
+        self._tune_deblock_level(luma_choice)
         sections = {"luma": luma_choice.payload}
         hints = None
         decoded = self.decoded_luma(luma_choice)  # what the decoder will output, composed as it does

@@ -12,7 +12,7 @@ from PIL import Image
 
 import codec
 from codec import format
-from codec.deblock import deblock_condition, deblock_level
+from codec.deblock import apply_deblock, deblock_condition, deblock_level
 from codec.metrics import psnr
 from conftest import SAMPLE_PHOTO
 
@@ -42,14 +42,35 @@ def test_the_encoder_turns_stage_4_on_where_it_improves_the_decode(coded):
     assert psnr(source, learned) > psnr(source, baseline) + 0.02
 
 
-def test_the_level_is_the_psnr_of_the_luma_stage_4_receives(coded):
-    from codec.color import rgb_to_ycbcr, to_uint8
+def test_the_level_serves_the_image_better_than_the_psnr_of_the_luma_stage_4_receives(photo, monkeypatch):
+    """The encoder tells the network the measured PSNR of its input, or a level near it that brings
+    the decoded luma closer to the source: a local search over a few runs of stage 4."""
+    from codec import pipeline
+    from codec.pipeline import DEBLOCK_LEVEL_REACH, ImageEncoder
 
-    data, source = coded
-    encoder = codec.pipeline.ImageEncoder(source)
-    measured = deblock_level(to_uint8(rgb_to_ycbcr(source)[0]), encoder.upscaled_luma(encoder.choose_luma(QUALITY)))
-    assert format.parse_container(data).deblock_level == measured
+    gray = np.asarray(photo.convert("L"))  # the decoded image is the luma the encoder measures
+    encoder = ImageEncoder(gray)
+    measured = deblock_level(gray, encoder.upscaled_luma(encoder.choose_luma(QUALITY)))  # stage 4 at measured levels
     assert 4 * 25 < measured < 4 * 45  # quarter dB of a luma coded at QUALITY
+    tried = []
+    monkeypatch.setattr(pipeline, "apply_deblock", lambda *args: tried.append(args[-1]) or apply_deblock(*args))
+    data, _ = encoder.encode(QUALITY)  # the same choice (kept), then the search
+    level = format.parse_container(data).deblock_level
+    assert len(tried) >= 3 and level in tried and all(abs(other - measured) <= DEBLOCK_LEVEL_REACH for other in tried)
+    monkeypatch.undo()
+    assert psnr(gray, np.asarray(codec.decode(data))) > psnr(gray, np.asarray(codec.decode(with_level(data, measured))))
+
+
+def test_a_reused_encoder_writes_what_a_fresh_one_does(photo):
+    """--target-size encodes one image at several qualities with one ImageEncoder: the level tuned
+    for one quality's luma does not change what another quality (or the same again) writes."""
+    from codec.pipeline import ImageEncoder
+
+    gray = np.asarray(photo.convert("L"))
+    encoder = ImageEncoder(gray)
+    first, _ = encoder.encode(QUALITY)
+    assert encoder.encode(QUALITY + 5)[0] == ImageEncoder(gray).encode(QUALITY + 5)[0]
+    assert encoder.encode(QUALITY)[0] == first and format.parse_container(first).deblock_level > 0
 
 
 def test_level_0_decodes_as_the_baseline(coded):

@@ -19,7 +19,8 @@ are multiples of F) of the cached samples, batch 16, Adam with a cosine learning
 for the release's ``deblock_unfiltered`` network) are nnc's decoded luma at every cached quality
 (``--scales 1``: only those whose luma was coded full size, the only ones the encoder runs stage
 4 on), each with its condition as the decoder reads it from the file: rate, scale and the
-deblock level (the luma's PSNR before stage 4, as the encoder writes it).
+deblock level (the luma's PSNR before stage 4, as the encoder measures it; the level it writes
+may lie near it, tuned per file).
 A checkpoint every 250 steps (``--checkpoints``, outside the repository) lets an interrupted run
 resume where it stopped. Validation: the PSNR gain over the network's input on the held-out
 photos, per quality band, and ``switched``: the mean gain where the encoder turns stage 4 off for
