@@ -241,7 +241,7 @@ class ImageEncoder:
     def decoded_luma(self, candidate: luma.LumaCandidate) -> np.ndarray:
         """(H, W) uint8: the luma the decoder outputs for ``candidate`` (stages 2 and 4) at its
         ``chosen_deblock_level``."""
-        return self._tuned.get(candidate.key, self._stage4(candidate))[1]
+        return self._final_stage4(candidate)[1]
 
     def chosen_deblock_level(self, candidate: luma.LumaCandidate) -> int:
         """The file's deblock level for ``candidate`` (spec 3.1): 0 where stage 4 would not bring
@@ -249,7 +249,12 @@ class ImageEncoder:
         release has no deblocker; else the PSNR in quarter dB of the luma stage 4 receives, or,
         once ``encode`` has tuned it (``_tune_deblock_level``), the level near it that serves the
         image best."""
-        return self._tuned.get(candidate.key, self._stage4(candidate))[0]
+        return self._final_stage4(candidate)[0]
+
+    def _final_stage4(self, candidate: luma.LumaCandidate) -> tuple[int, np.ndarray]:
+        """(deblock level, stage-4 output) the file of ``candidate`` gets: the tuned ones once
+        ``_tune_deblock_level`` has run for it, else those at the measured level (``_stage4``)."""
+        return self._tuned[candidate.key] if candidate.key in self._tuned else self._stage4(candidate)
 
     def _luma_uint8(self) -> np.ndarray:
         """(H, W) uint8: the source luma rounded, as the deblock level measures it (made once)."""
