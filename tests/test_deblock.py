@@ -63,12 +63,18 @@ def test_the_level_serves_the_image_better_than_the_psnr_of_the_luma_stage_4_rec
 
 def test_a_reused_encoder_writes_what_a_fresh_one_does(photo):
     """--target-size encodes one image at several qualities with one ImageEncoder: the level tuned
-    for one quality's luma does not change what another quality (or the same again) writes."""
+    for one quality's luma does not change what another quality (or the same again) writes, as the
+    luma choice keeps weighing every candidate at its measured level."""
+    from codec.metrics import squared_error
     from codec.pipeline import ImageEncoder
 
     gray = np.asarray(photo.convert("L"))
     encoder = ImageEncoder(gray)
     first, _ = encoder.encode(QUALITY)
+    choice = encoder.choose_luma(QUALITY)
+    ranked_by = encoder._luma_error(choice, stage=4)  # what the luma choice weighs it by, at any quality
+    assert ranked_by == squared_error(encoder.luma_plane, encoder._stage4(choice)[1])  # the measured level's
+    assert ranked_by > squared_error(encoder.luma_plane, encoder.decoded_luma(choice))  # not the tuned file's
     assert encoder.encode(QUALITY + 5)[0] == ImageEncoder(gray).encode(QUALITY + 5)[0]
     assert encoder.encode(QUALITY)[0] == first and format.parse_container(first).deblock_level > 0
 
