@@ -147,7 +147,8 @@ def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
         "classical_color": container.classical_color,
         "deblock_level": container.deblock_level,  # None: a file of format 0.x (spec 3.1)
         # the share of each chroma plane's learned correction stage 3 applies (None: it runs no network)
-        "color_strength": container.color_strength if _runs_the_colorizer(container) else None,
+        "color_strength": container.color_strength
+        if format.runs_the_colorizer(container.hint_layout, container.classical_color) else None,
         "bytes": len(data),
         "bpp": 8 * len(data) / (container.width * container.height),
         "sections": dict(container.section_sizes),
@@ -165,12 +166,6 @@ def _luma_loop_filters(container: format.Container) -> bool | None:
         return luma.loop_filtered(container.sections["luma"], container.luma_codec)
     except FormatError:
         return None
-
-
-def _runs_the_colorizer(container: format.Container) -> bool:
-    """Whether stage 3 runs its network on the file, as far as the header tells (hints, the
-    classical_color bit clear; full-size chroma, which no network touches, is in the hints)."""
-    return container.hint_layout != "none" and not container.classical_color
 
 
 def _release_description(version: bytes) -> str:

@@ -231,9 +231,9 @@ def colorize_condition(hints: Hints, height: int, width: int) -> tuple[float, fl
             rate_condition(hints.payload_bytes, 2 * hints.samples))
 
 
-FULL_STRENGTH = 8  # a color_strength nibble (spec 3.1) that applies the network's correction as it is: v / 8
+FULL_STRENGTH = format.COLOR_STRENGTH_FULL  # the color_strength nibble (spec 3.1) that applies the correction as it is
 FULL_STRENGTHS = (FULL_STRENGTH, FULL_STRENGTH)  # (Cb, Cr): files without the field
-MAX_STRENGTH = 15
+MAX_STRENGTH = format.COLOR_STRENGTH_MAX
 
 
 def colorize(luma: np.ndarray, hints: Hints, network: Callable[[], nn.Module | None] | None = None,
@@ -286,13 +286,6 @@ def _finish_plane(output: np.ndarray, classical: np.ndarray, strength: int, keep
         base = np.asarray(classical, np.float32)
         output = base + (output - base) * np.float32(strength / FULL_STRENGTH)
     return _keep_mean(output, classical) if keep_mean else to_uint8(output)
-
-
-def best_strength(output: np.ndarray, classical: tuple[np.ndarray, np.ndarray] | np.ndarray,
-                  source: tuple[np.ndarray, np.ndarray], *, keep_mean: bool) -> tuple[int, int]:
-    """The color_strength (Cb, Cr) whose ``finish_colors`` output is closest to the ``source``
-    (Cb, Cr) ((H, W) float each) in squared error (``best_colors``)."""
-    return best_colors(output, classical, source, keep_mean=keep_mean)[0]
 
 
 def best_colors(output: np.ndarray, classical: tuple[np.ndarray, np.ndarray] | np.ndarray,

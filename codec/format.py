@@ -61,10 +61,20 @@ class FromVersion:
         return recent and (self.only_if is None or self.only_if(context))
 
 
-def _runs_the_colorizer(context: ParsedStruct) -> bool:
-    """Whether a header (parsed so far, or being built) says stage 3 runs its network: color hints
-    and the classical_color bit clear (the condition of its color_strength byte)."""
-    return context.coding.hint_layout != "none" and not context.coding.classical_color
+COLOR_STRENGTH_FULL = 8  # a color_strength nibble that applies the colorizer's correction as it is (eighths)
+COLOR_STRENGTH_MAX = 15  # the largest a nibble holds
+
+
+def runs_the_colorizer(hint_layout: str, classical_color: bool) -> bool:
+    """Whether stage 3 runs its network on a file, as its header tells: color hints and the
+    classical_color bit clear (the condition of its color_strength byte; full-size chroma, which no
+    network touches, is in the hints)."""
+    return hint_layout != "none" and not classical_color
+
+
+def _has_color_strength(context: ParsedStruct) -> bool:
+    """``runs_the_colorizer`` for a header parsed so far, or being built."""
+    return runs_the_colorizer(context.coding.hint_layout, bool(context.coding.classical_color))
 
 
 # spec 3.1 Header
@@ -85,7 +95,7 @@ Header = Struct(
     ) * "coding choices, one byte",
     "deblock_level" / If(FromVersion(DEBLOCK_LEVEL_SINCE), Int8ub) * "stage 4: 0 off, else a luma PSNR in quarter "
                                                                       "dB, the network's input (from format 1.0)",
-    "color_strength" / If(FromVersion(COLOR_STRENGTH_SINCE, _runs_the_colorizer), BitStruct(
+    "color_strength" / If(FromVersion(COLOR_STRENGTH_SINCE, _has_color_strength), BitStruct(
         "cb" / BitsInteger(4) * "scale of the colorizer's Cb correction, in eighths (8: as it is)",
         "cr" / BitsInteger(4) * "the same for Cr",
     )) * "stage 3: the network's correction per plane (from format 2.0, when classical_color is 0 and "
@@ -207,8 +217,8 @@ class Container:
     sections: dict[str, bytes] = field(default_factory=dict)
     classical_color: bool = False  # the encoder found the classical colorization closer: stage 3 runs it
     deblock_level: int | None = 0  # stage 4's strength (spec 3.1); None: a file of format 0.x (stage 4 by rate)
-    color_strength: tuple[int, int] = (8, 8)  # stage 3's (Cb, Cr) scale of the network's correction in eighths
-                                              # (spec 3.1; files without the field: 8, as it is)
+    # stage 3's (Cb, Cr) scale of the network's correction in eighths (spec 3.1; files without the field: 8, as it is)
+    color_strength: tuple[int, int] = (COLOR_STRENGTH_FULL, COLOR_STRENGTH_FULL)
     format_version: tuple[int, int] = (FORMAT_VERSION_MAJOR, FORMAT_VERSION_MINOR)
     section_sizes: dict[str, int] = field(default_factory=dict)  # bytes on disk, headers included
     truncated: bool = False  # parsed with partial=True and the file was cut short
@@ -226,8 +236,8 @@ def build_container(container: Container) -> bytes:
     major, minor = container.format_version
     if (major, minor) >= DEBLOCK_LEVEL_SINCE and container.deblock_level is None:
         raise ValueError(f"a file of format {major}.{minor} needs a deblock level")
-    if any(not 0 <= value <= 15 for value in container.color_strength):
-        raise ValueError(f"color strength {container.color_strength} is not in 0..15")
+    if any(not 0 <= value <= COLOR_STRENGTH_MAX for value in container.color_strength):
+        raise ValueError(f"color strength {container.color_strength} is not in 0..{COLOR_STRENGTH_MAX}")
     header = Header.build({
         "format_version": {"major": major, "minor": minor},
         "model_version": container.model_version,

@@ -248,7 +248,7 @@ def test_stage_3_runs_the_colorizer_the_hints_were_coded_for(photo, monkeypatch)
 
 def test_the_color_strength_scales_the_networks_correction_per_plane():
     """Strength 8 is the network's output as before the field existed, 0 the classical
-    colorization; best_strength finds the share of the correction that the source calls for."""
+    colorization; best_colors finds the share of the correction that the source calls for."""
     rng = np.random.default_rng(8)
     luma = _textured_luma(64, 96, seed=8)
     classical = tuple(rng.integers(60, 200, (64, 96)).astype(np.uint8) for _ in range(2))
@@ -264,7 +264,7 @@ def test_the_color_strength_scales_the_networks_correction_per_plane():
     halves = chroma.finish_colors(output, classical, (4, 4), keep_mean=False)
     assert not np.array_equal(halves[0], full[0]) and not np.array_equal(halves[0], classical[0])
     source = (classical[0] + 0.5 * (output[0] - classical[0]), classical[1].astype(np.float32))  # half, none
-    assert chroma.best_strength(output, classical, source, keep_mean=False) == (4, 0)
+    assert chroma.best_colors(output, classical, source, keep_mean=False)[0] == (4, 0)
     with pytest.raises(ValueError, match="not in 0..15"):
         chroma.finish_colors(output, classical, (16, 8), keep_mean=True)
 
