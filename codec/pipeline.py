@@ -198,17 +198,20 @@ class ImageEncoder:
         choices = luma_loop_filter_choices(scale, self.release, self.stages)
         return choices[:1] if self.large else choices
 
-    def choose_luma(self, quality: int) -> luma.LumaCandidate:
-        """The luma stream coded at ``quality`` (1..100): the candidate of least D + lambda R, with D
+    def choose_luma(self, quality: int, scales: tuple[int, ...] = LUMA_SCALE_CHOICES) -> luma.LumaCandidate:
+        """The luma stream coded at ``quality`` (1..100) at one of ``scales`` (the training data of
+        stage 4 keeps x1 alone at some qualities): the candidate of least D + lambda R, with D
         first measured after decoder stage 2 (the upscaler the decoder runs), then, for the best
         LUMA_FINALISTS of each scale and loop-filter setting, after stage 4 too: the decoder's real
         output at the measured deblock level, which ``encode`` then tunes for the chosen one (not
         run where DEBLOCK_MAX_GAIN says the candidate cannot win)."""
         lam = lagrange_multiplier(quality)
         candidates = [self._luma(scale, x265_quality, filters)
-                      for scale in LUMA_SCALE_CHOICES if min(self.height, self.width) >= scale
+                      for scale in scales if min(self.height, self.width) >= scale
                       for filters in self._loop_filter_choices(scale)
                       for x265_quality in x265_qualities(quality, scale.bit_length() - 1, self.large)]
+        if not candidates:
+            raise ValueError(f"no luma scale of {scales} fits a {self.width}x{self.height} image")
         ranked = sorted(candidates, key=lambda c: self._luma_error(c, stage=2) + lam * c.bits)
         if self.large:
             return ranked[0]

@@ -227,7 +227,8 @@ def test_stage_3_runs_the_colorizer_the_hints_were_coded_for(photo, monkeypatch)
     grids = [chroma.encode_grid_hints(cb, cr, factor_log2, 30).hints for factor_log2 in (1, 2, 3)]
     assert [color_entry(RELEASES[-1], hints) for hints in (*grids, segments)] == [COLORIZE_FINE, "color", "color",
                                                                                   "color"]
-    assert color_entry(RELEASES[-2], grids[0]) == "color"  # a release with one colorizer runs it on every layout
+    one_colorizer = next(r for r in reversed(RELEASES) if "color" in r and COLORIZE_FINE not in r)
+    assert color_entry(one_colorizer, grids[0]) == "color"  # a release with one colorizer runs it on every layout
 
     requested = []
     real_network = stages.Stages.network

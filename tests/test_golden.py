@@ -60,13 +60,19 @@ CASES = {
     "photo_segments_colorfine1": (1, release_version(RELEASES[11]).hex()),  # strengths above 8
     "photo_x4_colorfine1": (1, release_version(RELEASES[11]).hex()),
     "photo_odd_colorfine1": (35, release_version(RELEASES[11]).hex()),  # 191x127: the fine colorizer pads
+    "photo_grid_deblock8": (40, release_version(RELEASES[12]).hex()),
+    "photo_unfiltered_deblock8": (55, release_version(RELEASES[12]).hex()),  # x1 luma without loop filters: v8
+    "photo_segments_deblock8": (1, release_version(RELEASES[12]).hex()),
+    "photo_x4_deblock8": (1, release_version(RELEASES[12]).hex()),
+    "photo_odd_deblock8": (40, release_version(RELEASES[12]).hex()),  # 191x127 x1 without loop filters: v8 pads
 }
 # file stem -> the box of the sample photo it encodes, where not the default 192x128 corner
 BOXES = {"photo_x4_upscale2": (0, 0, 256, 192), "photo_x4_deblock3": (0, 0, 256, 192),
          "photo_x4_upscale3": (0, 0, 256, 192), "photo_x4_deblock6": (0, 0, 256, 192),
          "photo_odd_deblock6": (0, 0, 191, 127), "photo_x4_deblock7": (0, 0, 256, 192),
          "photo_odd_deblock7": (0, 0, 191, 127), "photo_x4_colorfine1": (0, 0, 256, 192),
-         "photo_odd_colorfine1": (0, 0, 191, 127)}
+         "photo_odd_colorfine1": (0, 0, 191, 127), "photo_x4_deblock8": (0, 0, 256, 192),
+         "photo_odd_deblock8": (0, 0, 191, 127)}
 
 
 def _source(stem: str) -> Image.Image:

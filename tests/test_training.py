@@ -100,11 +100,11 @@ def test_a_folding_deblocker_trains_on_crops_aligned_to_the_coded_block_grid(tin
     cells = [deblock.Sample(np.kron(rng.random((1, *(side // 2 for side in sample.image.shape[1:]))),
                                     np.ones((2, 2))).astype(np.float32), sample.target, sample.condition,
                             sample.quality) for sample in deblock.load_samples(cache, "codec", "train")]
-    inputs, _, _ = deblock.random_batch(cells, rng, 32, 31, align=2)  # images of random 2x2 cells
+    inputs, *_ = deblock.random_batch(cells, rng, 32, 31, align=2)  # images of random 2x2 cells
     assert inputs.shape[2:] == (30, 30)
     for row, col in ((0, 1), (1, 0), (1, 1)):  # every crop is made of whole cells, rotated or flipped
         assert torch.equal(inputs[:, :, row::2, col::2], inputs[:, :, 0::2, 0::2])
-    shifted, _, _ = deblock.random_batch(cells, rng, 32, 30)  # unaligned crops cut the cells
+    shifted, *_ = deblock.random_batch(cells, rng, 32, 30)  # unaligned crops cut the cells
     assert not torch.equal(shifted[:, :, 1::2, 0::2], shifted[:, :, 0::2, 0::2])
     deblock.train("codec", 1, cache, tmp_path, crop=32, batch=2, validate_every=1)
     final = deblock.train("codec", 1, cache, tmp_path, crop=33, batch=2, validate_every=1, fold=2)  # 32x32 crops
@@ -435,6 +435,49 @@ def test_codec_samples_hold_full_size_luma_coded_as_for_the_deblocker_they_train
     assert not data.up_to_date(other, misplaced)
 
 
+@pytest.mark.parametrize("kind", ["codec_x1", "codec_unfiltered_x1"])
+def test_x1_samples_hold_luma_coded_full_size_at_the_low_qualities(tiny_cache, kind):
+    """The ``_x1`` kinds: at qualities 10-25, where the encoder codes most training photos' luma
+    at x2 or x4, the luma coded full size with the kind's loop-filter setting, as stage 4 sees it
+    in photos whose luma the encoder keeps full size there."""
+    from codec.color import rgb_to_ycbcr
+    from codec.luma import encode_luma
+
+    cache, stems = tiny_cache
+    photos = {entry[0]: entry for entry in data.training_photos(cache.parent)}
+    for stem in stems[:2]:
+        _, source, k, factor = photos[f"bsds-train-{stem}"]
+        luma = rgb_to_ycbcr(data.load_photo(source, k, factor))[0]
+        with np.load(cache / kind / "train" / f"bsds-train-{stem}.npz") as sample:
+            assert sample["scale"].tolist() == [1] * len(data.X1_QUALITY_BANDS)
+            assert all(low <= quality <= high
+                       for quality, (low, high) in zip(sample["quality"].tolist(), data.X1_QUALITY_BANDS))
+            for index, quality in enumerate(sample["x265_quality"].tolist()):
+                coded = encode_luma(luma, 1, quality, loop_filters=data.CODEC_KINDS[kind])
+                assert np.array_equal(sample["decoded"][index], coded.stream)
+                assert int(sample["luma_bytes"][index]) == len(coded.payload)
+        assert data.up_to_date(kind, cache / kind / "train" / f"bsds-train-{stem}.npz")
+
+
+def test_deblocker_training_adds_the_x1_samples_with_x1(tiny_cache, tmp_path, capsys):
+    """--x1: the set's samples and its ``_x1`` kind's, in training and validation; a run with them
+    is not resumed without them."""
+    cache, _ = tiny_cache
+    counts = {split: [len(deblock.load_samples(cache, kind, split, scales=(1,)))
+                      for kind in ("codec_unfiltered", "codec_unfiltered_x1")] for split in ("train", "val")}
+    deblock.train("codec_unfiltered", 1, cache, tmp_path, crop=32, batch=2, validate_every=1, scales=(1,), x1=True)
+    assert (f"{sum(counts['train'])} training, {sum(counts['val'])} validation samples"
+            in capsys.readouterr().err)
+    with pytest.raises(CheckpointError, match="x1 True, not None"):
+        deblock.train("codec_unfiltered", 2, cache, tmp_path, crop=32, batch=2, validate_every=1, scales=(1,))
+
+
+def test_x1_is_refused_for_the_jpeg_set(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        deblock.main(["--set", "jpeg", "--x1", "--cache", str(tmp_path), "--checkpoints", str(tmp_path)])
+    assert stopped.value.code == 2 and "--x1 is for the codec sets" in capsys.readouterr().err
+
+
 def test_the_colorizer_cache_holds_hints_coded_as_the_encoder_codes_them(tiny_cache):
     cache, stems = tiny_cache
     with np.load(cache / "color" / "train" / f"bsds-train-{stems[1]}.npz") as sample, \
@@ -488,3 +531,46 @@ def test_the_fine_colorizer_trains_on_thumbnails_at_one_half_alone(tiny_cache, t
     network.load_state_dict(final["state"])
     assert network.scale == 2 and all(tensor.is_contiguous() for tensor in final["state"].values())
     assert (tmp_path / "colorize_fine.pt").exists()
+
+
+def test_balanced_training_weighs_each_sample_by_its_own_error(tiny_cache, tmp_path, capsys, monkeypatch):
+    """--balance: a sample whose input is twice as far from its target (4 times the squared error)
+    weighs a quarter as much, the weights average 1, and the training loss is the batch's squared
+    errors weighted so (plain MSE without it); resuming with the other loss says so."""
+    target = np.zeros((1, 8, 8), np.float32)
+    samples = [deblock.Sample(target + np.float32(error), target, (0.0, 0.0, 0.0), 30) for error in (0.1, 0.2, 0.4)]
+    deblock.balance_weights(samples)
+    weights = [sample.weight for sample in samples]
+    assert np.isclose(np.mean(weights), 1.0) and np.allclose(weights[:2], [16 * weights[2], 4 * weights[2]])
+    inputs, _, _, batch_weights = deblock.random_batch(samples, np.random.default_rng(0), 16, 8)
+    errors = inputs.mean(dim=(1, 2, 3)).numpy()
+    assert np.allclose(batch_weights.numpy(), [weights[[0.1, 0.2, 0.4].index(round(float(e), 1))] for e in errors])
+
+    cache, _ = tiny_cache
+    seen: dict = {}
+    batch_of, forward = deblock.random_batch, Deblocker.forward
+
+    def watched_forward(self, *args):
+        output = forward(self, *args)
+        if torch.is_grad_enabled():  # a training step's, not validation's
+            seen["output"] = output.detach()
+        return output
+
+    monkeypatch.setattr(deblock, "random_batch", lambda *args: seen.setdefault("batch", batch_of(*args)))
+    monkeypatch.setattr(Deblocker, "forward", watched_forward)
+    monkeypatch.setattr(deblock, "optimise", lambda loss, *_: seen.setdefault("loss", loss.item()))
+    for balance in (False, True):
+        seen.clear()
+        deblock.train("codec_unfiltered", 1, cache, tmp_path / str(balance), crop=32, batch=4, validate_every=1,
+                      scales=(1,), x1=True, balance=balance)
+        _, _, targets, weights = seen["batch"]
+        errors = torch.mean((seen["output"] - targets) ** 2, dim=(1, 2, 3))
+        assert np.isclose(seen["loss"], float(torch.mean(weights * errors) if balance else torch.mean(errors)))
+        assert torch.allclose(weights, torch.ones(4)) != balance
+    capsys.readouterr()
+    deblock.train("codec_unfiltered", 2, cache, tmp_path / "False", crop=32, batch=4, validate_every=1,
+                  scales=(1,), x1=True, balance=True)
+    assert "balance None -> True" in capsys.readouterr().err
+    deblock.train("codec_unfiltered", 3, cache, tmp_path / "False", crop=32, batch=4, validate_every=1,
+                  scales=(1,), x1=True)
+    assert "balance True -> None" in capsys.readouterr().err  # a setting dropped is said too

@@ -52,6 +52,12 @@ REGISTRY: dict[str, ModelSpec] = {
                             "e8b27500b3788de624707489e98ae4005058f3f81c0ad0f7480a6d9b51786b0f",
                             {"image_channels": 1, "condition_channels": 3, "channels": 48, "fold": 2},
                             loop_filters=False),
+    # deblock-v7 trained 20,000 steps more, with extra full-size luma at qualities 10-25 (--x1) and each
+    # sample's squared error weighted by 1 / its input's (--balance)
+    "deblock-v8": ModelSpec(Deblocker, "deblock-v8-f3f54362.pt",
+                            "f3f543626be5a24d5f597f57b023c3c6f89d441cc25b582d7f155c26eee72192",
+                            {"image_channels": 1, "condition_channels": 3, "channels": 48, "fold": 2},
+                            loop_filters=False),
     "upscale-v1": ModelSpec(Upscalers, "upscale-v1-4d00bf47.pt",
                             "4d00bf4795c968073bb7a5b6e13e832392edf5e4e6bcbc02e3e8850ad3943508", _UPSCALERS_V1),
     "upscale-v2": ModelSpec(Upscalers, "upscale-v2-897110e5.pt",
@@ -121,7 +127,9 @@ def stage_of(entry: str) -> str:
 # (nnc 0.11, format 1.1) has upscale-v3, which replaces HEVC's loop filters in x2/x4 luma; release 9
 # (nnc 0.12) has deblock-v6, a deblocker on 2x2 blocks trained from scratch (stage 4 3.6 times faster);
 # release 10 (nnc 0.13) adds deblock-v7 for full-size luma coded without HEVC's loop filters, chosen per file;
-# release 11 (nnc 0.14) adds colorize_fine-v1 for grid thumbnails at 1/2.
+# release 11 (nnc 0.14) adds colorize_fine-v1 for grid thumbnails at 1/2; release 12 (nnc 0.16) has deblock-v8,
+# deblock-v7 trained further (more full-size luma at qualities 10-25, a balanced loss), for luma without the
+# loop filters.
 RELEASES: tuple[dict[str, str], ...] = (
     {},
     {"deblock": "deblock-v1"},
@@ -136,6 +144,8 @@ RELEASES: tuple[dict[str, str], ...] = (
     {"upscale": "upscale-v3", "color": "colorize-v2", "deblock": "deblock-v6", DEBLOCK_UNFILTERED: "deblock-v7"},
     {"upscale": "upscale-v3", "color": "colorize-v2", COLORIZE_FINE: "colorize_fine-v1", "deblock": "deblock-v6",
      DEBLOCK_UNFILTERED: "deblock-v7"},
+    {"upscale": "upscale-v3", "color": "colorize-v2", COLORIZE_FINE: "colorize_fine-v1", "deblock": "deblock-v6",
+     DEBLOCK_UNFILTERED: "deblock-v8"},
 )
 
 # Registry key -> {look: registry key}: other renderings of a release's network that a decoder may

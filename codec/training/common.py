@@ -63,8 +63,9 @@ def resume(path: Path, parts: dict, rng: np.random.Generator, settings: dict,
     rng.bit_generator.state = checkpoint["rng"]
     torch.set_rng_state(checkpoint["torch_rng"])
     print(f"resumed at step {checkpoint['step']} from {path}", file=sys.stderr)
-    changed = {name: (checkpoint["settings"].get(name), value) for name, value in settings.items()
-               if "settings" in checkpoint and checkpoint["settings"].get(name) != value}
+    names = [*settings, *(name for name in written if name not in settings)]  # a setting dropped is a change
+    changed = {name: (written.get(name), settings.get(name)) for name in names
+               if "settings" in checkpoint and written.get(name) != settings.get(name)}
     if changed:
         print("note: settings differ from the run that wrote the checkpoint: "
               + ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changed.items()), file=sys.stderr)

@@ -14,6 +14,9 @@ For every photo the cache holds one ``.npz`` per kind:
   ``stages_before_deblock``). Full-size luma keeps HEVC's loop filters.
 - ``codec_unfiltered/``: the same, with full-size luma coded without HEVC's loop filters, as the
   encoder codes it for a deblocker that replaces them (``CODEC_KINDS``).
+- ``codec_x1/``, ``codec_unfiltered_x1/``: the same, with the luma coded full size at 2 qualities
+  in 10..25. There the encoder codes most training photos' luma at x2 or x4 (of ``codec/``'s
+  samples at 11-25, 48 of 583 are full size), but smoother photos' at x1, where stage 4 runs.
 - ``upscale/``: the original luma and, for the luma stream at scale 2 and at scale 4, the stream
   as decoded after HEVC coding at 4 x265 qualities spread over the range the encoder uses at
   those scales (``x2_decoded``, ``x2_luma_bytes``...): the input of stage 2. Coded without HEVC's
@@ -48,6 +51,7 @@ from ..luma import encode_luma, luma_stream
 from ..models import RELEASES
 from ..pipeline import (
     GRID_FACTOR_LOG2_CHOICES,
+    LUMA_SCALE_CHOICES,
     SEGMENT_QUANT_STEPS,
     SEGMENT_STEPS,
     ImageEncoder,
@@ -61,11 +65,13 @@ DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "train"
 DEFAULT_CACHE = Path.home() / ".cache" / "nnc" / "train"
 MAX_SIZE = (640, 480)  # (width, height) of the largest crop kept from an extra photo
 CODEC_QUALITY_BANDS = ((1, 10), (11, 25), (26, 45), (46, 70))
+X1_QUALITY_BANDS = ((10, 16), (17, 25))  # the ``*_x1`` kinds: luma forced full size at these qualities
 JPEG_QUALITY_BANDS = ((5, 12), (13, 25), (26, 37), (38, 50))
 UPSCALE_X265_BANDS = ((0, 6), (7, 14), (15, 24), (25, 40))  # x265 qualities of x2/x4 streams at nnc qualities 1..30
 UPSCALE_SCALES = (2, 4)
 UPSCALE_LOOP_FILTERS = False  # the x2/x4 streams are coded without HEVC's loop filters (from upscale-v3 on)
-CODEC_KINDS = {"codec": True, "codec_unfiltered": False}  # kind -> whether its full-size luma keeps the loop filters
+CODEC_KINDS = {"codec": True, "codec_unfiltered": False,  # kind -> whether its full-size luma keeps the loop filters
+               "codec_x1": True, "codec_unfiltered_x1": False}
 VALIDATION_EVERY = 20
 ENCODER_REVISION = 2  # raised when the encoder's luma choices change (2: x265 qualities on a lattice)
 
@@ -125,28 +131,29 @@ def _qualities(name: str, bands: tuple[tuple[int, int], ...]) -> list[int]:
 def stages_before_deblock(loop_filters: bool = True) -> str:
     """The learned networks of the newest release that make the luma stage 4 sees, the encoder's
     revision and, for full-size luma coded without HEVC's loop filters (``loop_filters`` False),
-    that setting (e.g. "upscale=upscale-v3;encoder=2;x1_loop_filters=0"): a ``codec``,
-    ``codec_unfiltered`` or ``color`` sample made otherwise is out of date."""
+    that setting (e.g. "upscale=upscale-v3;encoder=2;x1_loop_filters=0"): a sample of a codec kind
+    (``CODEC_KINDS``) or ``color`` made otherwise is out of date."""
     networks = ",".join(f"{stage}={key}" for stage, key in sorted(RELEASES[-1].items())
                         if stage in ("intra", "upscale"))
     return f"{networks};encoder={ENCODER_REVISION}" + ("" if loop_filters else ";x1_loop_filters=0")
 
 
-def codec_sample(pixels: np.ndarray, qualities: list[int], loop_filters: bool = True) -> dict[str, np.ndarray]:
+def codec_sample(pixels: np.ndarray, qualities: list[int], loop_filters: bool = True,
+                 scales: tuple[int, ...] = LUMA_SCALE_CHOICES) -> dict[str, np.ndarray]:
     """The luma the deblocker sees: nnc's decoded full-size luma at each quality, before stage 4
     (after the newest release's stage 2), with what made it (``pipeline``); loop_filters: whether
-    luma coded full size keeps HEVC's loop filters."""
+    luma coded full size keeps HEVC's loop filters; scales: the luma scales the encoder may choose."""
     encoder = ImageEncoder(pixels, stages=Stages(frozenset({"deblock"})),  # the stage being trained is off
                            full_size_loop_filters=loop_filters)
-    decoded, luma_bytes, scales, x265 = [], [], [], []
+    decoded, luma_bytes, chosen_scales, x265 = [], [], [], []
     for quality in qualities:
-        choice = encoder.choose_luma(quality)
+        choice = encoder.choose_luma(quality, scales)
         decoded.append(encoder.upscaled_luma(choice))
         luma_bytes.append(len(choice.payload))
-        scales.append(choice.scale)
+        chosen_scales.append(choice.scale)
         x265.append(choice.quality)
     return {"original": to_uint8(encoder.luma_plane), "decoded": np.stack(decoded),
-            "quality": np.array(qualities), "luma_bytes": np.array(luma_bytes), "scale": np.array(scales),
+            "quality": np.array(qualities), "luma_bytes": np.array(luma_bytes), "scale": np.array(chosen_scales),
             "x265_quality": np.array(x265), "pipeline": np.array(stages_before_deblock(loop_filters))}
 
 
@@ -185,8 +192,8 @@ def color_sample(pixels: np.ndarray, codec: dict[str, np.ndarray], seed: int) ->
 
 def up_to_date(kind: str, path: Path) -> bool:
     """Whether the cached sample of ``kind`` at ``path`` exists and was made as this code makes it
-    (``upscale``: streams with the loop-filter setting of ``UPSCALE_LOOP_FILTERS``; ``codec``,
-    ``codec_unfiltered`` and ``color``: by the newest release's stages before stage 4 with the
+    (``upscale``: streams with the loop-filter setting of ``UPSCALE_LOOP_FILTERS``; the codec kinds
+    of ``CODEC_KINDS`` and ``color``: by the newest release's stages before stage 4 with the
     kind's loop-filter setting, ``stages_before_deblock``)."""
     if not path.exists():
         return False
@@ -233,6 +240,9 @@ def jpeg_sample(pixels: np.ndarray, qualities: list[int]) -> dict[str, np.ndarra
 
 SAMPLE_MAKERS = {"codec": (codec_sample, CODEC_QUALITY_BANDS),
                  "codec_unfiltered": (functools.partial(codec_sample, loop_filters=False), CODEC_QUALITY_BANDS),
+                 "codec_x1": (functools.partial(codec_sample, scales=(1,)), X1_QUALITY_BANDS),
+                 "codec_unfiltered_x1": (functools.partial(codec_sample, loop_filters=False, scales=(1,)),
+                                         X1_QUALITY_BANDS),
                  "jpeg": (jpeg_sample, JPEG_QUALITY_BANDS), "upscale": (upscale_sample, UPSCALE_X265_BANDS)}
 KINDS = (*SAMPLE_MAKERS, "color")  # made in this order: a color sample is made from the codec one
 

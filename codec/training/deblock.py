@@ -11,16 +11,21 @@
     python -m codec.training.data --kinds codec_unfiltered   # x1 luma coded without HEVC's loop filters
     python -m codec.training.deblock --set codec_unfiltered --init deblock-v6 --scales 1 --fold 2 --crop 96 \
         --lr 5e-4 --bf16 --steps 20000 --checkpoints ~/.cache/nnc/train/checkpoints-deblock-v7
+    python -m codec.training.data --kinds codec_unfiltered_x1   # and x1 luma at qualities 10-25
+    python -m codec.training.deblock --set codec_unfiltered --x1 --balance --init deblock-v7 --scales 1 --fold 2 \
+        --crop 96 --lr 5e-4 --bf16 --steps 20000 --checkpoints ~/.cache/nnc/train/checkpoints-deblock-v8b
 
 Random 64x64 crops (``--crop``; rotated and flipped; for ``--fold`` F at rows and columns that
 are multiples of F) of the cached samples, batch 16, Adam with a cosine learning rate over
-``--steps``, fixed seed, MSE loss (``--bf16``: forward passes in bfloat16 mixed precision).
+``--steps``, fixed seed, MSE loss (``--balance``: each sample's relative to its input's;
+``--bf16``: forward passes in bfloat16 mixed precision).
 ``codec`` samples (``codec_unfiltered``: with full-size luma coded without HEVC's loop filters,
 for the release's ``deblock_unfiltered`` network) are nnc's decoded luma at every cached quality
 (``--scales 1``: only those whose luma was coded full size, the only ones the encoder runs stage
 4 on), each with its condition as the decoder reads it from the file: rate, scale and the
 deblock level (the luma's PSNR before stage 4, as the encoder measures it; the level it writes
-may lie near it, tuned per file).
+may lie near it, tuned per file). ``--x1`` adds the set's ``_x1`` kind: its luma coded full size
+at qualities 10-25, where the encoder codes most training photos' luma at x2 or x4.
 A checkpoint every 250 steps (``--checkpoints``, outside the repository) lets an interrupted run
 resume where it stopped. Validation: the PSNR gain over the network's input on the held-out
 photos, per quality band, and ``switched``: the mean gain where the encoder turns stage 4 off for
@@ -72,12 +77,14 @@ SETS = {  # weight set (and the cached samples' kind) -> (model id, network hype
 
 @dataclass
 class Sample:
-    """One cached photo coded one way: network input and target, (C, H, W) float32 in [0, 1]."""
+    """One cached photo coded one way: network input and target, (C, H, W) float32 in [0, 1]; its
+    weight in the training loss."""
 
     image: np.ndarray
     target: np.ndarray
     condition: tuple[float, ...]
     quality: int
+    weight: float = 1.0
 
 
 def _planes(pixels: np.ndarray) -> np.ndarray:
@@ -88,9 +95,9 @@ def _planes(pixels: np.ndarray) -> np.ndarray:
 
 def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = math.inf,
                  scales: tuple[int, ...] = LUMA_SCALE_CHOICES) -> list[Sample]:
-    """Every cached sample of ``weight_set`` (a kind of SETS) in ``split`` ("train" or "val");
-    ``codec`` and ``codec_unfiltered`` samples only up to ``max_bpp`` luma bits per pixel and with
-    their luma coded at one of ``scales``."""
+    """Every cached sample of ``weight_set`` (a kind of SETS, or its ``_x1`` kind) in ``split``
+    ("train" or "val"); samples of the codec kinds only up to ``max_bpp`` luma bits per pixel and
+    with their luma coded at one of ``scales``."""
     samples = []
     for path in sorted((cache / weight_set / split).glob("*.npz")):
         if path.name.endswith(".tmp.npz"):
@@ -116,14 +123,16 @@ def load_samples(cache: Path, weight_set: str, split: str, max_bpp: float = math
 
 
 def random_batch(samples: list[Sample], rng: np.random.Generator, batch: int, crop: int,
-                 align: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(inputs, conditions, targets): random crops of random samples, rotated and flipped at random;
-    inputs and targets (batch, C, side, side) float32 in [0, 1], conditions (batch, K) float32, side
-    ``crop`` rounded down to a multiple of ``align`` (samples are larger). align: crops start at a
+                 align: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs, conditions, targets, weights): random crops of random samples (drawn in proportion
+    to their area), rotated and flipped at random; inputs and targets (batch, C, side, side)
+    float32 in [0, 1] with side ``crop`` rounded down to a multiple of ``align`` (samples are
+    larger), conditions (batch, K) float32, weights (batch,) float32 (the samples' ``weight``).
+    align: crops start at a
     multiple of it, so a network folding align x align blocks sees the coded image's block grid as
     the decoder gives it (rotations and flips keep it there)."""
-    weights = np.array([s.image.shape[1] * s.image.shape[2] for s in samples], np.float64)
-    chosen = rng.choice(len(samples), size=batch, p=weights / weights.sum())
+    areas = np.array([s.image.shape[1] * s.image.shape[2] for s in samples], np.float64)
+    chosen = rng.choice(len(samples), size=batch, p=areas / areas.sum())
     inputs, targets, conditions = [], [], []
     for index in chosen:
         sample = samples[index]
@@ -140,7 +149,16 @@ def random_batch(samples: list[Sample], rng: np.random.Generator, batch: int, cr
         targets.append(pair[1])
         conditions.append(sample.condition)
     return (torch.from_numpy(np.stack(inputs)), torch.tensor(conditions, dtype=torch.float32),
-            torch.from_numpy(np.stack(targets)))
+            torch.from_numpy(np.stack(targets)),
+            torch.tensor([samples[index].weight for index in chosen], dtype=torch.float32))
+
+
+def balance_weights(samples: list[Sample]) -> None:
+    """Set each sample's loss weight to 1 / its input's mean squared error (floored at 1e-10 against
+    a division by zero), scaled so that the weights' mean over the samples is 1 (``--balance``)."""
+    inverse = np.array([1.0 / max(float(np.mean((s.image - s.target) ** 2)), 1e-10) for s in samples])
+    for sample, weight in zip(samples, inverse / inverse.mean()):
+        sample.weight = float(weight)
 
 
 def validate(network: nn.Module, samples: list[Sample]) -> dict[str, float]:
@@ -185,7 +203,8 @@ def widen_into(network: nn.Module, state: dict[str, torch.Tensor]) -> None:
 def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int = 0, batch: int = 16,
           crop: int = 64, learning_rate: float = 1e-3, validate_every: int = 500, threads: int = 2,
           max_bpp: float = math.inf, init: str | None = None, channels: int | None = None,
-          scales: tuple[int, ...] = LUMA_SCALE_CHOICES, fold: int | None = None, bf16: bool = False) -> dict:
+          scales: tuple[int, ...] = LUMA_SCALE_CHOICES, fold: int | None = None, bf16: bool = False,
+          x1: bool = False, balance: bool = False) -> dict:
     """Train (or resume) to ``steps``; returns the final {"step", "validation", "state"}.
 
     weight_set: a key of SETS, also the kind of cached samples read. max_bpp: ``codec`` (and
@@ -194,7 +213,12 @@ def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int
     key (e.g. "deblock-v1") whose weights a new run starts from, widened if ``channels`` is wider
     (default: a fresh network). channels, fold: the hidden width and the block side folded into
     channels (default: the set's, in SETS; crops are aligned to the fold). bf16: forward passes in
-    bfloat16 mixed precision (``common.bf16_training``)."""
+    bfloat16 mixed precision (``common.bf16_training``). x1: also the samples of the kind
+    ``<weight_set>_x1`` (``codec`` sets: luma forced full size at qualities 10-25, where the
+    encoder codes most training photos' luma at x2 or x4), in training and validation. balance: each
+    training sample's squared error weighted by 1 / its input's (the weights' mean 1), so that it
+    counts relative to its own error, as a PSNR gain does: the large errors of the low qualities
+    do not outweigh the high qualities' (default: plain MSE)."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     hparams = {**SETS[weight_set][1], **({"channels": channels} if channels else {}),
@@ -209,25 +233,32 @@ def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int
     folded = f"-fold{hparams['fold']}" if "fold" in hparams else ""
     latest = checkpoints / f"deblock-{weight_set}-{hparams['channels']}ch{folded}.pt"
     rng = np.random.default_rng(seed)
-    train_samples = load_samples(cache, weight_set, "train", max_bpp, scales)
-    val_samples = load_samples(cache, weight_set, "val", max_bpp, scales)
+    kinds = (weight_set, f"{weight_set}_x1") if x1 else (weight_set,)
+    train_samples = [s for kind in kinds for s in load_samples(cache, kind, "train", max_bpp, scales)]
+    val_samples = [s for kind in kinds for s in load_samples(cache, kind, "val", max_bpp, scales)]
+    if balance:
+        balance_weights(train_samples)
     params = sum(p.numel() for p in network.parameters())
     print(f"{weight_set}: {len(train_samples)} training, {len(val_samples)} validation samples; "
           f"{params} parameters", file=sys.stderr)
     network.train()
 
     def train_step() -> dict[str, float]:
-        inputs, conditions, targets = random_batch(train_samples, rng, batch, crop, network.scale)
+        inputs, conditions, targets, weights = random_batch(train_samples, rng, batch, crop, network.scale)
         with mixed():
             outputs = network(inputs, conditions)
-        loss = nn.functional.mse_loss(outputs, targets)  # float32: the correction is added to the input
+        if balance:  # float32: the correction is added to the input
+            loss = torch.mean(weights * torch.mean((outputs - targets) ** 2, dim=(1, 2, 3)))
+        else:
+            loss = nn.functional.mse_loss(outputs, targets)
         optimise(loss, optimizer, schedule)
-        return {"mse": loss.item()}
+        return {"weighted mse" if balance else "mse": loss.item()}
 
     settings = {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed, "max_bpp": max_bpp,
-                "scales": list(scales), "init": init, **({"bf16": True} if bf16 else {}), **hparams}
+                "scales": list(scales), "init": init, **({"bf16": True} if bf16 else {}),
+                **({"x1": True} if x1 else {}), **({"balance": True} if balance else {}), **hparams}
     step, validation = run_steps(steps, train_step, lambda: validate(network, val_samples), latest, parts, rng,
-                                 validate_every, settings, fixed=("init", "scales", *hparams))
+                                 validate_every, settings, fixed=("init", "scales", "x1", *hparams))
     return {"step": step, "validation": validation, "state": standard_state(network)}
 
 
@@ -253,16 +284,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales", type=int, nargs="+", choices=LUMA_SCALE_CHOICES, default=LUMA_SCALE_CHOICES,
                         help="codec samples only with their luma coded at these scales (default: all; the "
                              f"encoder runs stage 4 at {', '.join(map(str, DEBLOCK_SCALES))})")
+    parser.add_argument("--x1", action="store_true",
+                        help="codec sets: also the samples with luma forced full size at qualities 10-25 "
+                             "(python -m codec.training.data --kinds SET_x1)")
+    parser.add_argument("--balance", action="store_true",
+                        help="weight each training sample's squared error by 1 / its input's, so that each "
+                             "counts relative to its own error, as a PSNR gain does (default: plain MSE)")
     args = parser.parse_args(argv)
     if args.init and model_id_of(args.init) != SETS[args.weight_set][0]:
         parser.error(f"--init {args.init} is not a model of --set {args.weight_set} ({SETS[args.weight_set][0]})")
+    if args.x1 and args.weight_set == "jpeg":
+        parser.error("--x1 is for the codec sets: --set jpeg has no luma scales")
     if args.init and REGISTRY[args.init].hparams.get("fold", 1) != args.fold:
         parser.error(f"--init {args.init} does not fold {args.fold}x{args.fold} blocks: train a new network "
                      "without --init")
     try:
         final = train(args.weight_set, args.steps, args.cache, args.checkpoints, args.seed, args.batch, args.crop,
                       args.lr, args.validate_every, max_bpp=args.max_bpp, init=args.init, channels=args.channels,
-                      scales=tuple(args.scales), fold=args.fold, bf16=args.bf16)
+                      scales=tuple(args.scales), fold=args.fold, bf16=args.bf16, x1=args.x1,
+                      balance=args.balance)
     except CheckpointError as error:
         parser.error(str(error))
     print(f"step {final['step']}, validation gain (dB) {final['validation']}")
