@@ -265,6 +265,12 @@ class ImageEncoder:
             self._rounded_luma = to_uint8(self.luma_plane)
         return self._rounded_luma
 
+    def _deblocker(self, candidate: luma.LumaCandidate) -> nn.Module | None:
+        """The release's stage-4 network for ``candidate``'s luma (by its scale and loop filters),
+        or None where the stage runs its baseline."""
+        return self.stages.network(deblock_entry(self.release, candidate.scale, lambda: candidate.loop_filters),
+                                   self.release)
+
     def _stage4(self, candidate: luma.LumaCandidate) -> tuple[int, np.ndarray]:
         """(deblock level, (H, W) uint8 stage-4 output) for ``candidate`` at the measured level,
         chosen by analysis by synthesis: the PSNR of stage 4's input, or 0 unless the network's
@@ -274,8 +280,7 @@ class ImageEncoder:
         key = candidate.key
         if key not in self._deblocked:
             upscaled = self.upscaled_luma(candidate)
-            entry = deblock_entry(self.release, candidate.scale, lambda: candidate.loop_filters)
-            network = self.stages.network(entry, self.release) if candidate.scale in DEBLOCK_SCALES else None
+            network = self._deblocker(candidate) if candidate.scale in DEBLOCK_SCALES else None
             level, output = 0, upscaled
             if network is not None:
                 self._progress(f"quality {self._quality}: deblocking luma {candidate.label}")
@@ -303,10 +308,9 @@ class ImageEncoder:
         if level == 0 or self.large or candidate.key in self._tuned:
             return
         upscaled = self.upscaled_luma(candidate)
-        network = self.stages.network(deblock_entry(self.release, candidate.scale, lambda: candidate.loop_filters),
-                                      self.release)
+        network = self._deblocker(candidate)
         self._progress(f"quality {self._quality}: choosing the deblock level")
-        best = (squared_error(self.luma_plane, output), level, output)
+        best = (self._luma_error(candidate, stage=4), level, output)
         tried = {level}
 
         def improves(new: int) -> bool:
