@@ -36,7 +36,8 @@ BASELINE_OPTION = click.option(
     help="Run this stage as its classical baseline (repeatable); for ablations.")
 THREADS_OPTION = click.option(
     "--threads", type=click.IntRange(1),
-    help="CPU threads of the learned stages (default: one per core); the output does not depend on it.")
+    help="CPU threads of the learned stages (default: one per core); the encoder codes that many x265 "
+         "candidates at once, up to 2. The output does not depend on it.")
 FORCE_OPTION = click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 JOBS_OPTION = click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
                            help="Files coded in parallel (local processes).")

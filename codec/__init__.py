@@ -18,7 +18,7 @@ from .restore import restore
 from .stages import LEARNED_STAGES, LOOK_CHOICES, STAGES, Stages
 from .weights import model_version, release_models
 
-__version__ = "0.16.0"
+__version__ = "0.17.0"
 DEFAULT_QUALITY = 30
 
 __all__ = [
@@ -41,8 +41,9 @@ def encode_with_report(image: Image.Image | str | os.PathLike, quality: int | No
     bpp * W * H / 8 bytes). Raises NncError if even quality 1 does not fit the target.
     ``baseline`` names stages (see STAGES) to run as their classical baseline when the encoder
     judges its candidates by the decoder's output (or is a ``Stages``); ``threads``: torch's
-    thread count for the learned stages. The ICC profile (if it fits the coded pixels: RGB, or
-    gray) and Exif block are kept (each up to 64 KiB) unless ``strip``; ``icc_profile`` and
+    thread count for the learned stages, and (up to 2) how many x265 candidates are coded at
+    once. The ICC profile (if it fits the coded pixels: RGB, or gray) and Exif block are kept
+    (each up to 64 KiB) unless ``strip``; ``icc_profile`` and
     ``exif``, when given, replace the image's own. Images over ``max_pixels`` pixels are refused
     (LimitError). ``image`` is never changed. ``progress``, if given, is told of each quality a
     ``target_size`` or ``bpp`` search tries, in lines like "target 5,000 bytes: trying quality 51"

@@ -14,6 +14,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -24,6 +25,7 @@ from .deblock import apply_deblock, deblock_level, level_fits
 from .errors import FormatError
 from .metrics import psnr, squared_error
 from .models import COLORIZE_FINE, DEBLOCK_UNFILTERED, REGISTRY, RELEASES
+from .runtime import run_side_by_side
 from .segmentation import segment_luma
 from .stages import Stages
 from .upscale import apply_upscale
@@ -48,6 +50,8 @@ DEBLOCK_MAX_GAIN = 0.5  # the encoder spares stage 4's run on a luma candidate t
                         # network removed this share of its squared error (3 dB; held out it removes 7 %)
 DEBLOCK_LEVEL_STEP = 8  # the encoder's search for the file's deblock level: steps of 2 dB from the measured one...
 DEBLOCK_LEVEL_REACH = 32  # ...up to 8 dB either side, then half a step either side of the best
+CODING_THREADS = 2  # x265 candidates the encoder codes at once: on 2 cores x265 leaves room beside one picture
+                    # of nnc's sizes (kodim05 at quality 45: 8.4 s against 9.5 in turn); more cores, more x265 threads
 DEBLOCK_SCALES = (1,)  # luma scales the encoder tries stage 4 at. Kodak, 10 images at qualities 5, 10, 16
                        # with it tried at every scale: no x2/x4 luma chosen got a level, no choice changed,
                        # and 71 of 84 full-size network runs were on x2/x4 finalists (about 2 s an encode)
@@ -181,13 +185,30 @@ class ImageEncoder:
         return self._downsampled[kind, factor]
 
     def _luma(self, scale: int, quality: int, loop_filters: bool) -> luma.LumaCandidate:
-        key = (scale, quality, loop_filters)
-        if key not in self._luma_cache:
+        """The luma candidate (scale, x265 quality, loop filters), coded once (``_code_lumas``)."""
+        self._code_lumas([(scale, quality, loop_filters)])
+        return self._luma_cache[scale, quality, loop_filters]
+
+    def _code_lumas(self, keys: list[tuple[int, int, bool]]) -> None:
+        """Code the luma candidates of ``keys`` (scale, x265 quality, loop filters) not coded yet,
+        side by side (``_side_by_side``)."""
+        missing = [key for key in dict.fromkeys(keys) if key not in self._luma_cache]
+        streams = {scale: self._downsampled_plane("luma", scale) for scale, _, _ in missing}  # made once, here
+
+        def starting(index: int) -> None:
+            scale, quality, loop_filters = missing[index]
             without = "" if loop_filters else " without loop filters"
             self._progress(f"quality {self._quality}: coding luma x{scale} at x265 quality {quality}{without}")
-            self._luma_cache[key] = luma.encode_luma(self.luma_plane, scale, quality,
-                                                     self._downsampled_plane("luma", scale), loop_filters)
-        return self._luma_cache[key]
+
+        self._luma_cache.update(zip(missing, self._side_by_side(
+            [lambda key=key: luma.encode_luma(self.luma_plane, key[0], key[1], streams[key[0]], key[2])
+             for key in missing], starting)))
+
+    def _side_by_side(self, jobs: list[Callable[[], Any]], starting: Callable[[int], None]) -> list:
+        """``run_side_by_side`` for x265 candidates: CODING_THREADS at a time (fewer if the stages'
+        threads are fewer), or in turn on large images, whose tiles keep x265 busy on every core."""
+        threads = 1 if self.large else min(CODING_THREADS, self.stages.threads or CODING_THREADS)
+        return run_side_by_side(jobs, threads, starting)
 
     def _loop_filter_choices(self, scale: int) -> tuple[bool, ...]:
         """The loop-filter settings luma at ``scale`` is coded with (``luma_loop_filter_choices``);
@@ -206,10 +227,12 @@ class ImageEncoder:
         output at the measured deblock level, which ``encode`` then tunes for the chosen one (not
         run where DEBLOCK_MAX_GAIN says the candidate cannot win)."""
         lam = lagrange_multiplier(quality)
-        candidates = [self._luma(scale, x265_quality, filters)
-                      for scale in scales if min(self.height, self.width) >= scale
-                      for filters in self._loop_filter_choices(scale)
-                      for x265_quality in x265_qualities(quality, scale.bit_length() - 1, self.large)]
+        keys = [(scale, x265_quality, filters)
+                for scale in scales if min(self.height, self.width) >= scale
+                for filters in self._loop_filter_choices(scale)
+                for x265_quality in x265_qualities(quality, scale.bit_length() - 1, self.large)]
+        self._code_lumas(keys)
+        candidates = [self._luma_cache[key] for key in keys]
         if not candidates:
             raise ValueError(f"no luma scale of {scales} fits a {self.width}x{self.height} image")
         ranked = sorted(candidates, key=lambda c: self._luma_error(c, stage=2) + lam * c.bits)
@@ -354,14 +377,19 @@ class ImageEncoder:
         candidates = []
         full_size = (0,) if quality >= FULL_CHROMA_MIN_QUALITY else ()
         for factor_log2 in full_size + GRID_FACTOR_LOG2_CHOICES:
-            for x265_quality in x265_qualities(quality, factor_log2, self.large):
-                key = ("grid", factor_log2, x265_quality)
-                if key not in self._hint_cache:
-                    self._progress(f"quality {self._quality}: coding color at 1/{1 << factor_log2} size, "
-                                   f"x265 quality {x265_quality}")
-                    self._hint_cache[key] = chroma.encode_grid_hints(
-                        self.cb, self.cr, factor_log2, x265_quality, self._downsampled_plane("grid", factor_log2))
-                candidates.append(key)
+            candidates += [("grid", factor_log2, x265_quality)
+                           for x265_quality in x265_qualities(quality, factor_log2, self.large)]
+        missing = [key for key in candidates if key not in self._hint_cache]
+        thumbnails = {factor_log2: self._downsampled_plane("grid", factor_log2) for _, factor_log2, _ in missing}
+
+        def starting(index: int) -> None:
+            _, factor_log2, x265_quality = missing[index]
+            self._progress(f"quality {self._quality}: coding color at 1/{1 << factor_log2} size, "
+                           f"x265 quality {x265_quality}")
+
+        self._hint_cache.update(zip(missing, self._side_by_side(
+            [lambda key=key: chroma.encode_grid_hints(self.cb, self.cr, key[1], key[2], thumbnails[key[1]])
+             for key in missing], starting)))
         if self.large:
             return candidates
         for full_step in SEGMENT_STEPS:

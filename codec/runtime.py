@@ -1,6 +1,7 @@
 """Runs a network over an image on the CPU: overlapping tiles, bounded memory, a settable thread count.
 
-Every learned stage goes through ``run_network``. Tiles overlap by the network's receptive-field
+Every learned stage goes through ``run_network``; the encoder codes its x265 candidates side by
+side through ``run_side_by_side``. Tiles overlap by the network's receptive-field
 radius, so each output pixel is computed from exactly the inputs it would see untiled: no seams.
 Determinism: the tile grid depends only on the image size, and each tile runs on one torch
 thread (``threads`` tiles at a time), so the float results, hence the decoded bytes, do not
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +24,7 @@ from torch import nn
 TILE_SIDE = 256  # output pixels per tile side; a 24-channel net then needs ~30 MB of activations.
 # Part of the reference decoder: the tile grid sets the shape of every convolution torch runs.
 _THREAD_SETTING = threading.Lock()  # torch's thread count is process-wide: one network run sets it at a time
+_T = TypeVar("_T")  # a job's result (run_side_by_side)
 
 
 @contextmanager
@@ -40,6 +43,35 @@ def torch_threads(threads: int) -> Iterator[None]:
 def default_threads() -> int:
     """Threads used when none are given: one per CPU core this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_side_by_side(jobs: list[Callable[[], _T]], threads: int = 2,
+                     starting: Callable[[int], None] | None = None) -> list[_T]:
+    """The results of ``jobs``, in their order, at most ``threads`` running at a time, each started
+    in order as an earlier one ends; ``starting(index)`` is called in the caller's thread as job
+    ``index`` starts. For the encoder's x265 runs, which release the GIL: on 2 cores x265 does
+    not keep both busy with a picture of nnc's sizes, so two candidates coded side by side take
+    less time (the same bytes). On an error (or Ctrl-C) no further job starts; it is raised once
+    the running ones end."""
+    notify = starting or (lambda index: None)
+    if threads == 1 or len(jobs) <= 1:
+        results = []
+        for index, job in enumerate(jobs):
+            notify(index)
+            results.append(job())
+        return results
+    pool = ThreadPoolExecutor(min(threads, len(jobs)))
+    try:
+        futures: list[Future] = []
+        results = []
+        for index, job in enumerate(jobs):
+            if index >= threads:
+                results.append(futures[index - threads].result())
+            notify(index)
+            futures.append(pool.submit(job))
+        return results + [future.result() for future in futures[len(results):]]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _tiles(height: int, width: int, tile_side: int, radius: int) -> list[tuple[slice, slice, slice, slice]]:

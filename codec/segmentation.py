@@ -47,45 +47,67 @@ def _initial_centres(luma: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarra
     return grid_y.ravel(), grid_x.ravel(), luma[grid_y, grid_x].astype(np.int64).ravel()
 
 
-def _assign(luma: np.ndarray, ys: np.ndarray, xs: np.ndarray, cell_row: np.ndarray, cell_col: np.ndarray,
-            grid_shape: tuple[int, int], centres: tuple[np.ndarray, np.ndarray, np.ndarray], step: int) -> np.ndarray:
-    """Label of each pixel: the nearest of the 3x3 seeds around its cell (first in _OFFSETS on ties)."""
-    rows, cols = grid_shape
-    centre_y, centre_x, centre_l = centres
-    best_distance = np.full(luma.shape, np.iinfo(np.int64).max, dtype=np.int64)
-    labels = np.zeros(luma.shape, dtype=np.int64)
+def _neighbours(count: int, offset: int) -> tuple[slice, slice]:
+    """Along one axis of ``count`` cells: (the cells whose neighbour at ``offset`` exists, those neighbours)."""
+    return slice(max(0, -offset), count - max(0, offset)), slice(max(0, offset), count + min(0, offset))
+
+
+def _assign(blocks: np.ndarray, centres: tuple[np.ndarray, np.ndarray, np.ndarray], step: int) -> np.ndarray:
+    """Label of each pixel: the nearest of the 3x3 seeds around its cell (first in _OFFSETS on ties).
+
+    blocks: (rows, step, cols, step) the luma plane padded to whole cells, cell (r, c) at
+    ``blocks[r, :, c, :]``; centres: the seeds' (y, x, luma), each (rows, cols) int64. Returns the
+    labels in the same layout, int32 (those of padding pixels included: the caller drops them).
+    Distances are exact integers: int32 where their bound (a pixel is less than 3 cells from a
+    neighbouring seed's centre) allows, else int64."""
+    rows, _, cols, _ = blocks.shape
+    bound = 255**2 * step**2 + COMPACTNESS**2 * 2 * (3 * step) ** 2
+    dtype = np.int32 if bound <= np.iinfo(np.int32).max else np.int64
+    luma = blocks.astype(dtype)
+    ys = (np.arange(rows * step, dtype=dtype).reshape(rows, step))[:, :, None, None]
+    xs = (np.arange(cols * step, dtype=dtype).reshape(cols, step))[None, None]
+    seeds = np.arange(rows * cols, dtype=np.int32).reshape(rows, cols)
+    best_distance = np.full(blocks.shape, np.iinfo(dtype).max, dtype)
+    labels = np.zeros(blocks.shape, np.int32)
     for d_row, d_col in _OFFSETS:
-        row, col = cell_row + d_row, cell_col + d_col
-        valid = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
-        seed = np.clip(row, 0, rows - 1) * cols + np.clip(col, 0, cols - 1)
-        distance = (luma - centre_l[seed]) ** 2 * (step * step) + COMPACTNESS**2 * (
-            (ys - centre_y[seed]) ** 2 + (xs - centre_x[seed]) ** 2
+        # the cells (r, c) whose neighbour (r + d_row, c + d_col) exists, and those neighbours
+        (my_rows, their_rows), (my_cols, their_cols) = _neighbours(rows, d_row), _neighbours(cols, d_col)
+        centre_y, centre_x, centre_l = (centre[their_rows, their_cols].astype(dtype)[:, None, :, None]
+                                        for centre in centres)
+        distance = (luma[my_rows, :, my_cols] - centre_l) ** 2 * (step * step) + COMPACTNESS**2 * (
+            (ys[my_rows] - centre_y) ** 2 + (xs[:, :, my_cols] - centre_x) ** 2
         )
-        closer = valid & (distance < best_distance)
-        best_distance[closer] = distance[closer]
-        labels[closer] = seed[closer]
+        best = best_distance[my_rows, :, my_cols]
+        closer = distance < best
+        np.copyto(best, distance, where=closer)
+        np.copyto(labels[my_rows, :, my_cols], seeds[their_rows, their_cols][:, None, :, None], where=closer)
     return labels
 
 
 def segment_luma(luma: np.ndarray, step: int) -> Segmentation:
     """Segment a (h, w) uint8 luma plane into superpixels seeded every ``step`` pixels (step >= 2)."""
+    if luma.dtype != np.uint8:
+        raise ValueError(f"the segmentation reads uint8 luma, not {luma.dtype}")
     height, width = luma.shape
-    grid_shape = (-(-height // step), -(-width // step))
+    grid_shape = rows, cols = (-(-height // step), -(-width // step))
+    padded = np.zeros((rows * step, cols * step), luma.dtype)
+    padded[:height, :width] = luma
+    blocks = padded.reshape(rows, step, cols, step)
     luma_int = luma.astype(np.int64)
     ys, xs = np.meshgrid(np.arange(height, dtype=np.int64), np.arange(width, dtype=np.int64), indexing="ij")
-    cell_row, cell_col = ys // step, xs // step
-    centre_y, centre_x, centre_l = _initial_centres(luma, step)
-    seed_count = len(centre_y)
+    centres = _initial_centres(luma, step)
+    seed_count = rows * cols
     for _ in range(ITERATIONS):
-        labels = _assign(luma_int, ys, xs, cell_row, cell_col, grid_shape, (centre_y, centre_x, centre_l), step)
-        flat = labels.ravel()
+        flat = _assign(blocks, tuple(c.reshape(grid_shape) for c in centres), step).reshape(padded.shape)[
+            :height, :width].ravel()
         sizes = np.bincount(flat, minlength=seed_count)
         filled = sizes > 0
-        for centre, values in ((centre_y, ys), (centre_x, xs), (centre_l, luma_int)):
+        for centre, values in zip(centres, (ys, xs, luma_int)):
             # float64 sums of integers below 2**53 are exact in any order
             sums = np.bincount(flat, weights=values.ravel(), minlength=seed_count).astype(np.int64)
             centre[filled] = sums[filled] // sizes[filled]
-    labels = _assign(luma_int, ys, xs, cell_row, cell_col, grid_shape, (centre_y, centre_x, centre_l), step)
+    labels = _assign(blocks, tuple(c.reshape(grid_shape) for c in centres), step).reshape(padded.shape)[
+        :height, :width]
     used = np.flatnonzero(np.bincount(labels.ravel(), minlength=seed_count))
     compact = np.zeros(seed_count, dtype=np.int32)
     compact[used] = np.arange(len(used), dtype=np.int32)

@@ -23,7 +23,8 @@ class Stages:
 
     baseline: stage names (see STAGES); a stage with no learned version in a file's release runs
     its baseline anyway. threads: CPU threads of the learned stages, each running image tiles on
-    one torch thread (None: one per core); the output does not depend on it. look: "fidelity"
+    one torch thread (None: one per core); the encoder codes that many x265 candidates at once, up
+    to 2 (``pipeline.CODING_THREADS``). The output does not depend on it. look: "fidelity"
     (the release's networks) or "perceptual" (their perceptual weights where a network has some,
     see models.LOOKS; the file does not change, only how the decoder renders it)."""
 

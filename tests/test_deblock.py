@@ -260,15 +260,17 @@ def test_the_encoder_keeps_the_better_of_full_size_luma_with_and_without_loop_fi
         error = np.sum((np.asarray(codec.decode(data)).astype(np.float64) - source) ** 2)
         return float(error + lagrange_multiplier(quality) * 8 * len(format.parse_container(data).sections["luma"]))
 
-    chosen = set()
-    for quality in (30, 80):
+    chosen, levels = set(), set()
+    for quality in (30, 40, 70):
         either = {filters: ImageEncoder(gray, full_size_loop_filters=filters).encode(quality)[0]
                   for filters in (True, False)}
         assert cost(either[True], quality) != cost(either[False], quality)
         data, _ = ImageEncoder(gray).encode(quality)
         assert cost(data, quality) == pytest.approx(min(cost(one, quality) for one in either.values()), rel=1e-6)
         chosen.add(codec.info(data)["luma_loop_filters"])
-    assert chosen == {True, False}  # on this photo: without the filters at 30, with them at 80 (stage 4 off)
+        levels.add(codec.info(data)["deblock_level"])
+    assert chosen == {True, False}  # on this photo: with the filters at 30 (deblock-v9), without them at 40
+    assert 0 in levels and len(levels) > 1  # and at 70, where stage 4 is off
 
 
 def test_a_releases_deblocker_for_unfiltered_luma_reads_the_files_level_as_its_first_does():

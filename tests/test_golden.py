@@ -65,6 +65,11 @@ CASES = {
     "photo_segments_deblock8": (1, release_version(RELEASES[12]).hex()),
     "photo_x4_deblock8": (1, release_version(RELEASES[12]).hex()),
     "photo_odd_deblock8": (40, release_version(RELEASES[12]).hex()),  # 191x127 x1 without loop filters: v8 pads
+    "photo_grid_deblock9": (40, release_version(RELEASES[13]).hex()),  # x1 luma with loop filters: deblock-v9
+    "photo_unfiltered_deblock9": (55, release_version(RELEASES[13]).hex()),  # x1 luma without them: deblock-v8
+    "photo_segments_deblock9": (1, release_version(RELEASES[13]).hex()),
+    "photo_x4_deblock9": (1, release_version(RELEASES[13]).hex()),
+    "photo_odd_deblock9": (40, release_version(RELEASES[13]).hex()),  # 191x127 x1 with loop filters: v9 pads
 }
 # file stem -> the box of the sample photo it encodes, where not the default 192x128 corner
 BOXES = {"photo_x4_upscale2": (0, 0, 256, 192), "photo_x4_deblock3": (0, 0, 256, 192),
@@ -72,7 +77,8 @@ BOXES = {"photo_x4_upscale2": (0, 0, 256, 192), "photo_x4_deblock3": (0, 0, 256,
          "photo_odd_deblock6": (0, 0, 191, 127), "photo_x4_deblock7": (0, 0, 256, 192),
          "photo_odd_deblock7": (0, 0, 191, 127), "photo_x4_colorfine1": (0, 0, 256, 192),
          "photo_odd_colorfine1": (0, 0, 191, 127), "photo_x4_deblock8": (0, 0, 256, 192),
-         "photo_odd_deblock8": (0, 0, 191, 127)}
+         "photo_odd_deblock8": (0, 0, 191, 127), "photo_x4_deblock9": (0, 0, 256, 192),
+         "photo_odd_deblock9": (0, 0, 191, 127)}
 
 
 def _source(stem: str) -> Image.Image:

@@ -43,6 +43,13 @@ def test_encode_is_deterministic(photo):
     assert codec.encode(photo, quality=20) == codec.encode(photo, quality=20)
 
 
+def test_encode_gives_the_same_bytes_with_one_or_two_threads(photo):
+    """Two threads code the x265 candidates side by side (luma at x1, x2, x4 and thumbnails of
+    every size: pictures of different sizes at once) and run the networks' tiles; one does all
+    in turn. The file is the same."""
+    assert codec.encode(photo, quality=20, threads=1) == codec.encode(photo, quality=20, threads=2)
+
+
 def test_decode_is_identical_on_repeat_and_across_thread_counts(photo):
     data = codec.encode(photo, quality=20)
     decoded = []

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from codec.models.deblocker import Deblocker
-from codec.runtime import run_network, torch_threads
+from codec.runtime import run_network, run_side_by_side, torch_threads
 
 
 def _random_net(seed: int = 0, fold: int = 1) -> Deblocker:
@@ -35,6 +35,23 @@ def test_same_bytes_with_one_or_two_threads_and_twice():
     network, planes = _random_net(), _planes(300, 280)
     outputs = [run_network(network, planes, (0.3, 0.5), threads=threads) for threads in (1, 2, 2)]
     assert outputs[0].tobytes() == outputs[1].tobytes() == outputs[2].tobytes()
+
+
+def test_side_by_side_keeps_the_jobs_order_and_stops_at_an_error():
+    started, announced = [], []
+
+    def job(index: int) -> int:
+        started.append(index)
+        if index == 1:
+            raise ValueError("job 1 failed")
+        return index * index
+
+    assert run_side_by_side([lambda i=i: i * i for i in range(7)], 2, announced.append) == [0, 1, 4, 9, 16, 25, 36]
+    assert announced == list(range(7))  # told in the caller's thread, in order
+    assert run_side_by_side([lambda i=i: i for i in range(3)], threads=1) == [0, 1, 2]
+    with pytest.raises(ValueError, match="job 1 failed"):
+        run_side_by_side([lambda i=i: job(i) for i in range(200)], threads=2)
+    assert set(started) in ({0, 1}, {0, 1, 2})  # none after the failure (job 2 may start before it is seen)
 
 
 def test_thread_setting_is_restored():

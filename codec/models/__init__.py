@@ -58,6 +58,11 @@ REGISTRY: dict[str, ModelSpec] = {
                             "f3f543626be5a24d5f597f57b023c3c6f89d441cc25b582d7f155c26eee72192",
                             {"image_channels": 1, "condition_channels": 3, "channels": 48, "fold": 2},
                             loop_filters=False),
+    # deblock-v6 trained 20,000 steps more, with extra full-size luma at qualities 10-25 (--x1) and the
+    # balanced loss (--balance), for full-size luma coded with HEVC's loop filters
+    "deblock-v9": ModelSpec(Deblocker, "deblock-v9-1aaa1df1.pt",
+                            "1aaa1df12fdc2ecf2eee104c8c1a1079eca17b118f68c9206f62f69e992e8236",
+                            {"image_channels": 1, "condition_channels": 3, "channels": 48, "fold": 2}),
     "upscale-v1": ModelSpec(Upscalers, "upscale-v1-4d00bf47.pt",
                             "4d00bf4795c968073bb7a5b6e13e832392edf5e4e6bcbc02e3e8850ad3943508", _UPSCALERS_V1),
     "upscale-v2": ModelSpec(Upscalers, "upscale-v2-897110e5.pt",
@@ -129,7 +134,7 @@ def stage_of(entry: str) -> str:
 # release 10 (nnc 0.13) adds deblock-v7 for full-size luma coded without HEVC's loop filters, chosen per file;
 # release 11 (nnc 0.14) adds colorize_fine-v1 for grid thumbnails at 1/2; release 12 (nnc 0.16) has deblock-v8,
 # deblock-v7 trained further (more full-size luma at qualities 10-25, a balanced loss), for luma without the
-# loop filters.
+# loop filters; release 13 (nnc 0.17) has deblock-v9, deblock-v6 trained the same way, for luma with them.
 RELEASES: tuple[dict[str, str], ...] = (
     {},
     {"deblock": "deblock-v1"},
@@ -145,6 +150,8 @@ RELEASES: tuple[dict[str, str], ...] = (
     {"upscale": "upscale-v3", "color": "colorize-v2", COLORIZE_FINE: "colorize_fine-v1", "deblock": "deblock-v6",
      DEBLOCK_UNFILTERED: "deblock-v7"},
     {"upscale": "upscale-v3", "color": "colorize-v2", COLORIZE_FINE: "colorize_fine-v1", "deblock": "deblock-v6",
+     DEBLOCK_UNFILTERED: "deblock-v8"},
+    {"upscale": "upscale-v3", "color": "colorize-v2", COLORIZE_FINE: "colorize_fine-v1", "deblock": "deblock-v9",
      DEBLOCK_UNFILTERED: "deblock-v8"},
 )
 

@@ -14,6 +14,9 @@
     python -m codec.training.data --kinds codec_unfiltered_x1   # and x1 luma at qualities 10-25
     python -m codec.training.deblock --set codec_unfiltered --x1 --balance --init deblock-v7 --scales 1 --fold 2 \
         --crop 96 --lr 5e-4 --bf16 --steps 20000 --checkpoints ~/.cache/nnc/train/checkpoints-deblock-v8b
+    python -m codec.training.data --kinds codec_x1   # x1 luma with the loop filters at qualities 10-25
+    python -m codec.training.deblock --set codec --x1 --balance --init deblock-v6 --scales 1 --fold 2 \
+        --crop 96 --lr 5e-4 --bf16 --steps 20000 --checkpoints ~/.cache/nnc/train/checkpoints-deblock-v9
 
 Random 64x64 crops (``--crop``; rotated and flipped; for ``--fold`` F at rows and columns that
 are multiples of F) of the cached samples, batch 16, Adam with a cosine learning rate over
