@@ -250,10 +250,8 @@ def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int
         inputs, conditions, targets, weights = random_batch(train_samples, rng, batch, crop, network.scale)
         with mixed():
             outputs = network(inputs, conditions)
-        if balance:  # float32: the correction is added to the input
-            loss = torch.mean(weights * torch.mean((outputs - targets) ** 2, dim=(1, 2, 3)))
-        else:
-            loss = nn.functional.mse_loss(outputs, targets)
+        # float32 (the correction is added to the input); without --balance every weight is 1: the MSE
+        loss = torch.mean(weights * torch.mean((outputs - targets) ** 2, dim=(1, 2, 3)))
         optimise(loss, optimizer, schedule)
         return {"weighted mse" if balance else "mse": loss.item()}
 
