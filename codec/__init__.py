@@ -18,7 +18,7 @@ from .restore import restore
 from .stages import LEARNED_STAGES, LOOK_CHOICES, STAGES, Stages
 from .weights import model_version, release_models
 
-__version__ = "0.17.0"
+__version__ = "0.17.1"
 DEFAULT_QUALITY = 30
 
 __all__ = [

@@ -20,7 +20,7 @@ import numpy as np
 from torch import nn
 
 from . import chroma, format, luma
-from .color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from .color import rgb_to_ycbcr, to_uint8, upsample_bicubic, ycbcr_to_rgb
 from .deblock import apply_deblock, deblock_level, level_fits
 from .errors import FormatError
 from .metrics import psnr, squared_error
@@ -32,9 +32,11 @@ from .upscale import apply_upscale
 from .weights import model_version, release_models
 
 QUALITY_RANGE = (1, 100)
-LUMA_FINALISTS = 3  # luma candidates (best after stage 2) of each scale and loop-filter setting judged on the
+LUMA_FINALISTS = 2  # luma candidates (best after stage 2) of each scale and loop-filter setting judged on the
                     # decoder's real output (stage 4 too): luma coded without the filters ranks below what
-                    # stage 4 makes of it (one candidate on large images: the error after stage 2 decides)
+                    # stage 4 makes of it (one candidate on large images: the error after stage 2 decides).
+                    # 3 up to nnc 0.17.0: on 182 encodes of 31 training photos at qualities 10-70 the third
+                    # won once (the second 9 times), for up to two more stage-4 runs an encode
 CB_WEIGHT, CR_WEIGHT = 1.086, 0.825
 LUMA_SCALE_CHOICES = (1, 2, 4)
 GRID_FACTOR_LOG2_CHOICES = (1, 2, 3)  # thumbnails at 1/2, 1/4, 1/8 (what the colorizer refines)
@@ -48,6 +50,13 @@ DEBLOCK_MIN_GAIN = 0.005  # stage 4 is turned on for a file only if it removes t
                           # squared error (0.02 dB): a smaller gain is not worth its decode time
 DEBLOCK_MAX_GAIN = 0.5  # the encoder spares stage 4's run on a luma candidate that could not win even if the
                         # network removed this share of its squared error (3 dB; held out it removes 7 %)
+UPSCALE_MAX_GAIN = 0.5  # the encoder spares stage 2's run on an x2/x4 luma candidate that could not win even if
+                        # the network removed this share of bicubic's squared error (3 dB; on the training
+                        # photos' decoded streams it removes 8 % on average, at most 27 % held out)
+COLOR_MAX_GAIN = 0.8  # the encoder spares stage 3's run on hints whose learned colorization could not win even
+                      # if the network removed this share of the classical one's squared error in each plane
+                      # (7 dB; on the training set's hints 13-24 % on average, at most 58 % on held-out photos
+                      # and 76 % on photos it was trained on: close to the bound, where a choice could change)
 DEBLOCK_LEVEL_STEP = 8  # the encoder's search for the file's deblock level: steps of 2 dB from the measured one...
 DEBLOCK_LEVEL_REACH = 32  # ...up to 8 dB either side, then half a step either side of the best
 CODING_THREADS = 2  # x265 candidates the encoder codes at once: on 2 cores x265 leaves room beside one picture
@@ -167,6 +176,7 @@ class ImageEncoder:
         self.large = self.height * self.width > LARGE_IMAGE_PIXELS
         self._luma_cache: dict = {}
         self._luma_errors: dict = {}  # (*candidate key, stage) -> squared luma error after that decoder stage
+        self._bicubic_errors: dict = {}  # candidate key -> squared luma error of bicubic upscaling
         self._upscaled: dict = {}  # candidate key (LumaCandidate.key) -> stage-2 output
         self._deblocked: dict = {}  # candidate key -> (deblock level, stage-4 output) at the measured level
         self._tuned: dict = {}  # candidate key -> (deblock level, stage-4 output) once encode has tuned the level
@@ -222,7 +232,8 @@ class ImageEncoder:
     def choose_luma(self, quality: int, scales: tuple[int, ...] = LUMA_SCALE_CHOICES) -> luma.LumaCandidate:
         """The luma stream coded at ``quality`` (1..100) at one of ``scales`` (the training data of
         stage 4 keeps x1 alone at some qualities): the candidate of least D + lambda R, with D
-        first measured after decoder stage 2 (the upscaler the decoder runs), then, for the best
+        first measured after decoder stage 2 (the upscaler the decoder runs; not run on x2/x4
+        candidates that cannot win, ``_upscalings_that_could_win``), then, for the best
         LUMA_FINALISTS of each scale and loop-filter setting, after stage 4 too: the decoder's real
         output at the measured deblock level, which ``encode`` then tunes for the chosen one (not
         run where DEBLOCK_MAX_GAIN says the candidate cannot win)."""
@@ -235,7 +246,8 @@ class ImageEncoder:
         candidates = [self._luma_cache[key] for key in keys]
         if not candidates:
             raise ValueError(f"no luma scale of {scales} fits a {self.width}x{self.height} image")
-        ranked = sorted(candidates, key=lambda c: self._luma_error(c, stage=2) + lam * c.bits)
+        ranked = sorted(self._upscalings_that_could_win(candidates, lam),
+                        key=lambda c: self._luma_error(c, stage=2) + lam * c.bits)
         if self.large:
             return ranked[0]
         counts: dict[tuple[int, bool], int] = {}
@@ -250,6 +262,29 @@ class ImageEncoder:
             if cost < best_cost:
                 best, best_cost = candidate, cost
         return best
+
+    def _upscalings_that_could_win(self, candidates: list[luma.LumaCandidate], lam: float) -> list[luma.LumaCandidate]:
+        """``candidates`` (in their order) less the x2/x4 ones that could not win even if decoder
+        stage 2 removed UPSCALE_MAX_GAIN of bicubic's squared error: their cost would stay above the
+        full-size candidates' least cost after stage 2 (stage 4 only lowers that). Their network
+        is not run (encode time); the choice is the same while the network keeps within that
+        share. Candidates at a scale stage 4 runs at (DEBLOCK_SCALES) are all kept: their cost may
+        fall below their cost after stage 2."""
+        bound = min((self._luma_error(c, stage=2) + lam * c.bits for c in candidates if c.scale == 1), default=math.inf)
+
+        def could_win(candidate: luma.LumaCandidate) -> bool:
+            exact = self._luma_errors.get((*candidate.key, 2))  # already upscaled (--target-size)
+            error = exact if exact is not None else (1 - UPSCALE_MAX_GAIN) * self._bicubic_error(candidate)
+            return error + lam * candidate.bits < bound
+
+        return [c for c in candidates if c.scale == 1 or c.scale in DEBLOCK_SCALES or could_win(c)]
+
+    def _bicubic_error(self, candidate: luma.LumaCandidate) -> float:
+        """Squared error of ``candidate``'s luma upscaled bicubically, the baseline of stage 2 (kept)."""
+        if candidate.key not in self._bicubic_errors:
+            bicubic = upsample_bicubic(candidate.stream, self.height, self.width)
+            self._bicubic_errors[candidate.key] = squared_error(self.luma_plane, bicubic)
+        return self._bicubic_errors[candidate.key]
 
     def upscaled_luma(self, candidate: luma.LumaCandidate) -> np.ndarray:
         """(H, W) uint8: the luma decoder stage 2 outputs for ``candidate`` (kept; on large images only the latest)."""
@@ -444,6 +479,30 @@ class ImageEncoder:
         bits = self._hint_cache[hint_key].bits + (0 if classical else 8)
         return CB_WEIGHT * cb_error + CR_WEIGHT * cr_error + lam * bits
 
+    def _colorings_that_could_win(self, options: list[tuple[tuple, bool]], luma_choice: luma.LumaCandidate,
+                                  lam: float) -> list[tuple[tuple, bool]]:
+        """``options`` (hint key, classical), in their order, less the learned colorizations that
+        could not win even if decoder stage 3 removed COLOR_MAX_GAIN of the classical one's squared
+        error in each plane: judged from the least bound up against the best cost so far, every
+        classical one first (no network). The network is not run on those left out (encode time);
+        the choice is the same while it keeps within that share."""
+        best = min(self._chroma_cost(key, True, luma_choice, lam) for key, classical in options if classical)
+
+        def bound(key: tuple) -> float:
+            self._chroma_cost(key, True, luma_choice, lam)  # the classical errors, measured once
+            cb_error, cr_error = self._hint_errors[(key, True, *luma_choice.key)]
+            return ((1 - COLOR_MAX_GAIN) * (CB_WEIGHT * cb_error + CR_WEIGHT * cr_error)
+                    + lam * (self._hint_cache[key].bits + 8))
+
+        bounds = {key: bound(key) for key, classical in options if not classical}
+        kept: set[tuple] = set()
+        for key in sorted(bounds, key=bounds.get):
+            if bounds[key] >= best:
+                break
+            kept.add(key)
+            best = min(best, self._chroma_cost(key, False, luma_choice, lam))
+        return [(key, classical) for key, classical in options if classical or key in kept]
+
     def choose_hints(self, quality: int, luma_choice: luma.LumaCandidate,
                      ) -> tuple[chroma.HintCandidate, bool, tuple[int, int], tuple[np.ndarray, ...]]:
         """The color hints coded at ``quality`` for ``luma_choice``, whether the decoder should
@@ -451,7 +510,8 @@ class ImageEncoder:
         colorizer), the color_strength of a learned colorization (else full) and the (Cb, Cr) the
         decoder will output: the (candidate, colorization) of least
         D + lambda R; with ``--baseline color`` always classical, so the file decodes as judged
-        anywhere. Every candidate is judged both ways: judging only the best few with the network
+        anywhere. Every candidate is judged both ways (the network spared where it cannot make
+        the candidate win, ``_colorings_that_could_win``): judging only the best few with the network
         (a prescreen) let a candidate drop out of the few as quality rose, and the file shrink
         (kodim21, quality 29 -> 30). On large images the hints are judged classically (encode
         time), then both colorizations of the chosen ones."""
@@ -463,9 +523,9 @@ class ImageEncoder:
             return self._chroma_cost(*option, luma_choice, lam)
 
         modes = (True, False) if learned and not self.large else (True,)
-        hint_key, classical = min(((key, mode) for key in self._hint_candidates(quality, luma_choice)
-                                   for mode in (modes if self._hint_cache[key].hints.factor != 1 else (True,))),
-                                  key=cost)  # full-size chroma is output as coded: judged once
+        options = [(key, mode) for key in self._hint_candidates(quality, luma_choice)  # full-size chroma is
+                   for mode in (modes if self._hint_cache[key].hints.factor != 1 else (True,))]  # output as coded
+        hint_key, classical = min(self._colorings_that_could_win(options, luma_choice, lam), key=cost)
         if learned and self.large and self._hint_cache[hint_key].hints.factor != 1:
             classical = cost((hint_key, True)) <= cost((hint_key, False))
         strength = chroma.FULL_STRENGTHS if classical else self._learned(hint_key, luma_choice)[0]

@@ -76,6 +76,26 @@ def test_the_learned_colorizer_beats_the_classical_one_on_the_same_hints(photo):
     assert psnr(original, learned) > psnr(original, classical) + 0.2
 
 
+def test_the_encoder_spares_stage_3_on_hints_that_cannot_win(photo, monkeypatch):
+    """Hints whose learned colorization would lose even if the network removed most of the
+    classical one's error (COLOR_MAX_GAIN) are not run through it, and the file is the one
+    judging them all gives."""
+    import math
+
+    from codec import pipeline
+
+    runs = []
+    real_network_colors = chroma.network_colors
+    monkeypatch.setattr(chroma, "network_colors", lambda *args, **kwargs:
+                        runs.append(1) or real_network_colors(*args, **kwargs))
+    spared = pipeline.ImageEncoder(np.asarray(photo)).encode(5)[0]
+    spared_runs = len(runs)
+    runs.clear()
+    monkeypatch.setattr(pipeline, "COLOR_MAX_GAIN", math.inf)  # judge every hint candidate both ways
+    judged = pipeline.ImageEncoder(np.asarray(photo)).encode(5)[0]
+    assert spared == judged and spared_runs < len(runs)
+
+
 def test_baseline_color_runs_the_classical_colorization_on_both_sides(photo, monkeypatch):
     """``--baseline color``: the encoder judges hints by the classical colorization (it never loads
     the colorizer), and the decoder then runs it."""

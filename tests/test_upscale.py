@@ -143,6 +143,35 @@ def test_the_encoder_judges_the_learned_upscalers_output(photo):
     assert np.array_equal(encoder.decoded_luma(encoder.choose_luma(1)), np.asarray(codec.decode(data)))
 
 
+@needs_release
+def test_the_encoder_spares_stage_2_on_candidates_that_cannot_win(photo, monkeypatch):
+    """At quality 30, just above where this photo's luma goes full size (x2 up to 25), the x4
+    candidates lose to full-size luma even if the upscaler removed half of bicubic's error
+    (UPSCALE_MAX_GAIN): their network runs are spared, the closer x2 ones are judged, and the
+    file is the one judging them all gives."""
+    import math
+
+    from codec import pipeline
+
+    gray = np.asarray(photo.convert("L"))
+    runs = []  # shapes of the x2/x4 streams upscaled
+    real_apply = pipeline.apply_upscale
+
+    def counted(stream, *args, **kwargs):
+        if stream.shape != gray.shape:
+            runs.append(stream.shape)
+        return real_apply(stream, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "apply_upscale", counted)
+    spared = pipeline.ImageEncoder(gray).encode(30)[0]
+    spared_runs = list(runs)
+    runs.clear()
+    monkeypatch.setattr(pipeline, "UPSCALE_MAX_GAIN", math.inf)  # judge every candidate after stage 2
+    judged = pipeline.ImageEncoder(gray).encode(30)[0]
+    assert spared == judged and 0 < len(spared_runs) < len(runs)
+    assert set(spared_runs) == {(96, 128)}  # the x2 ones
+
+
 @pytest.mark.parametrize("reads_filtered", [True, False])
 def test_downsampled_luma_loses_hevcs_loop_filters_only_for_an_upscaler_trained_without_them(
         photo, monkeypatch, reads_filtered):
