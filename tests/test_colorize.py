@@ -93,7 +93,7 @@ def test_the_encoder_spares_stage_3_on_hints_that_cannot_win(photo, monkeypatch)
     runs.clear()
     monkeypatch.setattr(pipeline, "COLOR_MAX_GAIN", math.inf)  # judge every hint candidate both ways
     judged = pipeline.ImageEncoder(np.asarray(photo)).encode(5)[0]
-    assert spared == judged and spared_runs < len(runs)
+    assert spared == judged and 0 < spared_runs < len(runs)
 
 
 def test_baseline_color_runs_the_classical_colorization_on_both_sides(photo, monkeypatch):
