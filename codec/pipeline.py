@@ -489,8 +489,7 @@ class ImageEncoder:
         best = min(self._chroma_cost(key, True, luma_choice, lam) for key, classical in options if classical)
 
         def bound(key: tuple) -> float:
-            self._chroma_cost(key, True, luma_choice, lam)  # the classical errors, measured once
-            cb_error, cr_error = self._hint_errors[(key, True, *luma_choice.key)]
+            cb_error, cr_error = self._hint_errors[(key, True, *luma_choice.key)]  # measured for ``best``
             return ((1 - COLOR_MAX_GAIN) * (CB_WEIGHT * cb_error + CR_WEIGHT * cr_error)
                     + lam * (self._hint_cache[key].bits + 8))
 

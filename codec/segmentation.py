@@ -97,17 +97,21 @@ def segment_luma(luma: np.ndarray, step: int) -> Segmentation:
     ys, xs = np.meshgrid(np.arange(height, dtype=np.int64), np.arange(width, dtype=np.int64), indexing="ij")
     centres = _initial_centres(luma, step)
     seed_count = rows * cols
+
+    def assign() -> np.ndarray:
+        """(h, w) int32: each pixel's seed at the current centres (``_assign``, padding dropped)."""
+        labels = _assign(blocks, tuple(c.reshape(grid_shape) for c in centres), step)
+        return labels.reshape(padded.shape)[:height, :width]
+
     for _ in range(ITERATIONS):
-        flat = _assign(blocks, tuple(c.reshape(grid_shape) for c in centres), step).reshape(padded.shape)[
-            :height, :width].ravel()
+        flat = assign().ravel()
         sizes = np.bincount(flat, minlength=seed_count)
         filled = sizes > 0
         for centre, values in zip(centres, (ys, xs, luma_int)):
             # float64 sums of integers below 2**53 are exact in any order
             sums = np.bincount(flat, weights=values.ravel(), minlength=seed_count).astype(np.int64)
             centre[filled] = sums[filled] // sizes[filled]
-    labels = _assign(blocks, tuple(c.reshape(grid_shape) for c in centres), step).reshape(padded.shape)[
-        :height, :width]
+    labels = assign()
     used = np.flatnonzero(np.bincount(labels.ravel(), minlength=seed_count))
     compact = np.zeros(seed_count, dtype=np.int32)
     compact[used] = np.arange(len(used), dtype=np.int32)
