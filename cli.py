@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -23,10 +24,12 @@ from codec.files import (
     RestoreOptions,
     decode_file,
     encode_file,
+    make_folder,
     output_format,
     plan_jobs,
     restore_file,
 )
+from codec.restore import RESTORE_MAX_QUALITY
 
 MAX_PIXELS_OPTION = click.option(
     "--max-pixels", type=click.IntRange(1), default=codec.format.DEFAULT_MAX_PIXELS, show_default=True,
@@ -34,10 +37,13 @@ MAX_PIXELS_OPTION = click.option(
 BASELINE_OPTION = click.option(
     "--baseline", multiple=True, type=click.Choice(codec.STAGES),
     help="Run this stage as its classical baseline (repeatable); for ablations.")
-THREADS_OPTION = click.option(
+ENCODE_THREADS_OPTION = click.option(
     "--threads", type=click.IntRange(1),
     help="CPU threads of the learned stages (default: one per core); the encoder codes that many x265 "
          "candidates at once, up to 2. The output does not depend on it.")
+THREADS_OPTION = click.option(
+    "--threads", type=click.IntRange(1),
+    help="CPU threads of the learned stages (default: one per core). The output does not depend on it.")
 FORCE_OPTION = click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 JOBS_OPTION = click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
                            help="Files coded in parallel (local processes).")
@@ -60,6 +66,8 @@ def _format_suffix(image_format: str) -> str:
 
 
 def _check_nnc_name(path: Path) -> None:
+    if path.name.lower() == ".nnc":
+        raise codec.NncError(f"{path} has no name before .nnc (e.g. photo.nnc)")
     if path.suffix.lower() != ".nnc":
         raise codec.NncError(f"{path} does not end in .nnc: encode writes .nnc files (decode writes images); "
                              f"to write into a folder, end it with / ({path}/)")
@@ -99,10 +107,15 @@ def _run_batch(worker: functools.partial, command: str, inputs: tuple[str, ...],
                 check_target(Path(target))
             except codec.NncError as error:
                 raise click.BadParameter(str(error), param_hint="'-o' / '--output'") from None
-        shows_progress = command in ("encode", "decode") and sys.stderr.isatty()  # long single-file work
+        if cluster and STDIO in planned[0]:
+            raise click.UsageError("--cluster codes files: it cannot read standard input or write standard output")
+        shows_progress = command in ("encode", "decode") and sys.stderr.isatty() and not cluster  # long work
         if shows_progress:
             worker = functools.partial(worker, progress=_show_progress)
-        result = worker(planned[0])
+        try:
+            result = next(run_jobs(worker, planned, 1, cluster))
+        except codec.NncError as error:
+            raise _fail(error) from None
         if shows_progress:
             click.echo("\r\033[K", err=True, nl=False)
         for warning in result.warnings:
@@ -112,9 +125,9 @@ def _run_batch(worker: functools.partial, command: str, inputs: tuple[str, ...],
         click.echo(result.message, err=target == STDIO)  # standard output carries only the file
         return
     try:
-        Path(output).mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise click.ClickException(f"cannot create the output folder {output}: {error.strerror or error}") from None
+        make_folder(Path(output))
+    except codec.NncError as error:
+        raise _fail(error) from None
     force = worker.keywords.get("force", False)
     try:
         manifest = BatchManifest(Path(output), command, worker.keywords["options"])
@@ -141,7 +154,8 @@ def _run_batch(worker: functools.partial, command: str, inputs: tuple[str, ...],
                         manifest.add(result.source, result.target)
                     results.append(result)
                     counts[result.status] += 1
-                    progress.label = f"{verb} ({counts['done'] / (time.perf_counter() - start):.2f} images/s)"
+                    if sys.stderr.isatty():  # elsewhere click would print a line per file
+                        progress.label = f"{verb} ({counts['done'] / (time.perf_counter() - start):.2f} images/s)"
                     progress.update(1)
         manifest.compact()
     except codec.NncError as error:
@@ -183,7 +197,7 @@ def main() -> None:
 @click.option("--strip", is_flag=True, help="Do not keep the ICC profile and Exif metadata.")
 @FORCE_OPTION
 @BASELINE_OPTION
-@THREADS_OPTION
+@ENCODE_THREADS_OPTION
 @MAX_PIXELS_OPTION
 @JOBS_OPTION
 @CLUSTER_OPTION
@@ -224,7 +238,10 @@ def decode(inputs: tuple[str, ...], output: str, image_format: str, partial: boo
                output, suffix, {".nnc"}, jobs, cluster, "decoding", output_format)
 
 
-@main.command(epilog="Example: nnc restore old.jpg -o old.png;  nnc restore scans/ -o restored/ --jobs 2")
+@main.command(epilog="Example: nnc restore old.jpg -o old.png;  nnc restore scans/ -o restored/ --jobs 2",
+              help="Clean blocking and ringing out of JPEG files (or folders of them); the inputs are never "
+                   f"changed. JPEGs above quality {RESTORE_MAX_QUALITY}, where restoring no longer reliably "
+                   "helps, are written as decoded.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output image (its extension sets the format), or folder for several inputs or a folder.")
@@ -232,14 +249,27 @@ def decode(inputs: tuple[str, ...], output: str, image_format: str, partial: boo
               help="Output extension for folder outputs (png, webp, tif, ...).")
 @FORCE_OPTION
 @THREADS_OPTION
+@MAX_PIXELS_OPTION
 @JOBS_OPTION
 @CLUSTER_OPTION
-def restore(inputs: tuple[str, ...], output: str, image_format: str, force: bool, threads: int | None, jobs: int,
-            cluster: str | None) -> None:
-    """Clean blocking and ringing out of JPEG files (or folders of them); the inputs are never changed."""
+def restore(inputs: tuple[str, ...], output: str, image_format: str, force: bool, threads: int | None,
+            max_pixels: int, jobs: int, cluster: str | None) -> None:
+    """Restore JPEG files with ``restore_file`` (the help text is the decorator's: it names
+    RESTORE_MAX_QUALITY)."""
     suffix = _format_suffix(image_format)
-    _run_batch(functools.partial(restore_file, options=RestoreOptions(threads), force=force), "restore", inputs,
-               output, suffix, {".jpg", ".jpeg"}, jobs, cluster, "restoring", output_format)
+    options = RestoreOptions(threads, max_pixels)
+    _run_batch(functools.partial(restore_file, options=options, force=force), "restore", inputs,
+               output, suffix, {".jpg", ".jpeg", ".jpe", ".jfif"}, jobs, cluster, "restoring", output_format)
+
+
+def _truncation(fields: dict) -> str:
+    """The info line of a truncated file (``codec.info``'s ``fields``): where it ends and what decodes."""
+    if "luma" not in fields["sections"]:
+        return "yes: the file is cut short before its luma section is complete: nothing to decode"
+    sections_complete = fields["hint_layout"] == "none" or "hints" in fields["sections"]
+    ends = "the file ends in bytes that are not a complete section, cut short or appended" \
+        if fields["cut_section"] is None and sections_complete else "the file is cut short"
+    return f"yes: {ends} (nnc decode --partial decodes what arrived)"
 
 
 @main.command(epilog="Example: nnc info photo.nnc")
@@ -257,7 +287,9 @@ def info(input_file: str, max_pixels: int) -> None:
         elif name == "bpp":
             value = f"{value:.4f}"
         elif name == "truncated":
-            value = "yes: the file is cut short (nnc decode --partial decodes what arrived)" if value else "no"
+            value = _truncation(fields) if value else "no"
+        elif name == "cut_section":
+            continue  # told by the truncated line
         elif name == "luma_loop_filters":
             value = {True: "yes", False: "no", None: "unknown (no complete luma section)"}[value]
         elif name == "color_strength":
@@ -269,12 +301,17 @@ def info(input_file: str, max_pixels: int) -> None:
 @main.command(epilog="Example: nnc compare photo.png photo.nnc")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
 @click.argument("coded", type=click.Path(exists=True, dir_okay=False))
-def compare(source: str, coded: str) -> None:
+@MAX_PIXELS_OPTION
+def compare(source: str, coded: str, max_pixels: int) -> None:
     """How good is an .nnc file: its bpp, PSNR and MS-SSIM against its source image."""
-    try:
-        fields = codec.compare(codec.open_image(source), Path(coded).read_bytes())
-    except (codec.NncError, OSError) as error:
-        raise _fail(error) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fields = codec.compare(source, coded, max_pixels)
+        except (codec.NncError, OSError) as error:
+            raise _fail(error) from None
+    for warning in caught:
+        click.echo(f"Warning: {warning.message}", err=True)
     click.echo(f"{coded}: {fields['bytes']} bytes, {fields['bpp']:.4f} bpp, PSNR {fields['psnr']:.2f} dB, "
                f"PSNR-Y {fields['psnr_y']:.2f} dB, MS-SSIM {fields['ms_ssim']:.4f}")
 

@@ -8,7 +8,7 @@ WEIGHT_FILES = [str(path) for path in sorted(Path("weights").iterdir()) if path.
 
 setup(
     name="nnc",
-    version="0.17.1",
+    version="0.17.2",
     description="Learned image codec for slow links: HEVC luma stream, color hints, learned decoder stages",
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",

@@ -2,8 +2,9 @@
 
     python benchmarks/deblock.py [FOLDER] [--out benchmarks/results/kodak] [--images N] [--parts restore,...]
 
-1. Every image saved as JPEG (Pillow, 4:2:0) at quality 10, 20, 30 and 40, restored with the
-   ``jpeg`` weights: PSNR-RGB and PSNR-Y before and after, restore seconds.
+1. Every image saved as JPEG (Pillow, 4:2:0) at qualities 10 to 90 (``JPEG_QUALITIES``), restored
+   with the ``jpeg`` weights (above ``restore.RESTORE_MAX_QUALITY`` written as decoded): PSNR-RGB
+   and PSNR-Y before and after, restore seconds.
 2. Seconds (median over the images) of a whole nnc decode with and without stage 4, and of
    stage 4 alone, on 2 threads; the encode seconds with stage 4 judged by the encoder.
 3. Crops (original | baseline | deblocked) of the first image: nnc at quality 30, JPEG q10.
@@ -36,7 +37,7 @@ from codec.upscale import apply_upscale  # noqa: E402
 from codec.weights import load_model  # noqa: E402
 from report import crop_sheet, stage_benchmark_arguments  # noqa: E402
 
-JPEG_QUALITIES = (10, 20, 30, 40)
+JPEG_QUALITIES = (10, 20, 30, 40, 60, 75, 85, 90)
 NNC_TIMING_QUALITY = 30  # full-size luma: where the encoder turns stage 4 on
 CROP_QUALITY = 30
 CROP = (256, 160, 448, 352)  # (left, top, right, bottom) of the crop shown, full-size pixels

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -18,7 +20,7 @@ from .restore import restore
 from .stages import LEARNED_STAGES, LOOK_CHOICES, STAGES, Stages
 from .weights import model_version, release_models
 
-__version__ = "0.17.1"
+__version__ = "0.17.2"
 DEFAULT_QUALITY = 30
 
 __all__ = [
@@ -51,8 +53,7 @@ def encode_with_report(image: Image.Image | str | os.PathLike, quality: int | No
     or network it runs ("quality 51: coding luma x2 at x265 quality 44").
     """
     stages = Stages.of(baseline, threads)
-    if sum(option is not None for option in (quality, target_size, bpp)) > 1:
-        raise ValueError("give only one of quality, target_size and bpp")
+    _check_rate(quality, target_size, bpp)
     if not isinstance(image, Image.Image):
         image = open_image(image, max_pixels)
     if image.width * image.height > max_pixels:
@@ -67,6 +68,27 @@ def encode_with_report(image: Image.Image | str | os.PathLike, quality: int | No
     if target_size is None:
         return encoder.encode(DEFAULT_QUALITY if quality is None else quality)
     return _largest_fitting(encoder, target_size, progress or (lambda message: None))
+
+
+def _check_rate(quality: int | None, target_size: int | None, bpp: float | None) -> None:
+    """ValueError unless at most one of the rate options is given, and it is in range."""
+    if sum(option is not None for option in (quality, target_size, bpp)) > 1:
+        raise ValueError("give only one of quality, target_size and bpp")
+    low, high = QUALITY_RANGE
+    if quality is not None and (not isinstance(quality, (int, np.integer)) or isinstance(quality, bool)
+                                or not low <= quality <= high):
+        raise ValueError(f"quality must be a whole number from {low} to {high}, not {quality!r}")
+    if target_size is not None and (not isinstance(target_size, (int, np.integer)) or isinstance(target_size, bool)
+                                    or target_size < 1):
+        raise ValueError(f"target_size must be a whole number of bytes, at least 1, not {target_size!r}")
+    if bpp is not None and (isinstance(bpp, bool) or not (isinstance(bpp, (int, float, np.number))
+                                                          and 0 < bpp < math.inf)):
+        raise ValueError(f"bpp must be a number of bits per pixel above 0, not {bpp!r}")
+
+
+def _read(data: bytes | str | os.PathLike) -> bytes:
+    """The bytes of an .nnc file given as bytes or as a path."""
+    return Path(data).read_bytes() if isinstance(data, (str, os.PathLike)) else bytes(data)
 
 
 def _largest_fitting(encoder: ImageEncoder, target_size: int,
@@ -102,21 +124,25 @@ def encode(image: Image.Image | str | os.PathLike, quality: int | None = None, t
                               exif)[0]
 
 
-def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: Iterable[str] | Stages = (),
-           partial: bool = False, threads: int | None = None, look: str | None = None,
-           progress: Callable[[str], None] | None = None) -> Image.Image:
-    """Decode .nnc bytes to a Pillow image: mode "RGB", or "L" for a grayscale file.
+def decode(data: bytes | str | os.PathLike, max_pixels: int = format.DEFAULT_MAX_PIXELS,
+           baseline: Iterable[str] | Stages = (), partial: bool = False, threads: int | None = None,
+           look: str | None = None, progress: Callable[[str], None] | None = None) -> Image.Image:
+    """Decode .nnc bytes (or the .nnc file at a path) to a Pillow image: mode "RGB", or "L" for a
+    grayscale file.
 
     The kept ICC profile (only if it fits the image's mode) and Exif block are in ``image.info``
     ("icc_profile", "exif"). With ``partial``, a file cut short after its luma section decodes to
     what arrived, with ``image.info["nnc_partial"]`` True and ``image.info["nnc_lost"]`` saying
-    what was cut off: "color hints" (the image is then grayscale) or "metadata" (no ICC profile
-    or Exif). ``baseline`` names stages to run as their classical baseline (or is a ``Stages``);
-    ``threads``: torch's thread count for the learned stages; ``look``: "fidelity" (default: least
-    error) or "perceptual" (sharper texture from the upscaler's perceptual weights, where the
-    file's release has them; see LOOK_CHOICES); ``progress``, if given, is told of each decoder
-    stage as it starts ("stage 2: upscaling the luma").
+    what was cut off: "color hints" (the image is then grayscale), "metadata" (no ICC profile
+    or Exif) or "other bytes" (bytes after the last complete section that are not a section:
+    a section of a later format, cut short, or data appended to the file). ``baseline`` names
+    stages to run as their classical baseline (or is a ``Stages``); ``threads``: torch's thread
+    count for the learned stages; ``look``: "fidelity" (default: least error) or "perceptual"
+    (sharper texture from the upscaler's perceptual weights, where the file's release has them;
+    see LOOK_CHOICES); ``progress``, if given, is told of each decoder stage as it starts
+    ("stage 2: upscaling the luma").
     """
+    data = _read(data)
     decoded = decode_file_bytes(data, max_pixels, partial, Stages.of(baseline, threads, look), progress)
     image = Image.fromarray(decoded.pixels, mode="L" if decoded.pixels.ndim == 2 else "RGB")
     if decoded.icc_profile and icc_color_space(decoded.icc_profile) == ("GRAY" if image.mode == "L" else "RGB"):
@@ -124,16 +150,19 @@ def decode(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS, baseline: I
     if decoded.exif:
         image.info["exif"] = decoded.exif
     if decoded.partial:
-        color_lost = image.mode == "L" and format.parse_header(data, max_pixels)[0].hint_layout != "none"
+        container = format.parse_container(data, max_pixels, partial=True)
+        color_lost = image.mode == "L" and container.hint_layout != "none"
         image.info["nnc_partial"] = True
-        image.info["nnc_lost"] = "color hints" if color_lost else "metadata"
+        image.info["nnc_lost"] = "color hints" if color_lost else \
+            "metadata" if container.cut_section == "metadata" else "other bytes"
     return image
 
 
-def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
-    """Header fields and section sizes of .nnc bytes, without decoding pixels.
+def info(data: bytes | str | os.PathLike, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
+    """Header fields and section sizes of .nnc bytes (or the .nnc file at a path), without decoding pixels.
 
     A file cut short still gives its header and complete sections, with "truncated" True."""
+    data = _read(data)
     container = format.parse_container(data, max_pixels, partial=True)
     return {
         "format_version": "{}.{}".format(*container.format_version),
@@ -155,6 +184,8 @@ def info(data: bytes, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
         "sections": dict(container.section_sizes),
         "truncated": container.truncated or "luma" not in container.sections
         or (container.hint_layout != "none" and "hints" not in container.sections),
+        # where the file ends inside a section: its name, or None for bytes that are not a known one
+        "cut_section": container.cut_section,
     }
 
 
@@ -181,13 +212,18 @@ def _release_description(version: bytes) -> str:
         "none (every stage classical)"
 
 
-def compare(source: Image.Image, data: bytes) -> dict:
+def compare(source: Image.Image | str | os.PathLike, data: bytes | str | os.PathLike,
+            max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
     """bytes, bpp, psnr (over all samples), psnr_y and ms_ssim (nan under 161 px) of .nnc bytes
-    against their source image. NncError if the sizes differ."""
+    (or the .nnc file at a path) against their source image (or the image file at a path).
+    NncError if the sizes differ; LimitError for either over ``max_pixels`` pixels."""
     from .color import rgb_to_ycbcr
     from .metrics import ms_ssim, psnr
 
-    reference, decoded = image_to_pixels(source), decode_file_bytes(data).pixels
+    if not isinstance(source, Image.Image):
+        source = open_image(source, max_pixels)
+    data = _read(data)
+    reference, decoded = image_to_pixels(source), decode_file_bytes(data, max_pixels).pixels
     if reference.shape[:2] != decoded.shape[:2]:
         raise NncError(f"the source is {reference.shape[1]}x{reference.shape[0]}, "
                        f"the .nnc file {decoded.shape[1]}x{decoded.shape[0]}")

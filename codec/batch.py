@@ -31,7 +31,7 @@ def run_jobs(worker: Callable[[Job], FileResult], jobs: list[Job], workers: int 
             raise NncError("--cluster needs Dask distributed: pip install 'nnc[cluster]'") from None
         try:
             client = Client(cluster, timeout=CONNECT_SECONDS)
-        except (OSError, TimeoutError) as error:
+        except (OSError, TimeoutError, ValueError) as error:  # ValueError: not an address
             raise NncError(f"cannot reach the Dask scheduler at {cluster}: {error}") from None
         with client:
             for future in dask_as_completed(client.map(worker, jobs, pure=False)):

@@ -27,10 +27,12 @@ from PIL import Image
 
 from . import __version__, decode, encode_with_report, format, open_image, restore
 from .errors import FormatError, NncError
+from .restore import RESTORE_MAX_QUALITY
 from .weights import model_version
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".pgm", ".heic", ".heif",
-                  ".gif", ".avif"}
+IMAGE_SUFFIXES = {".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".webp", ".bmp", ".ppm",
+                  ".pgm", ".pbm", ".pnm", ".heic", ".heif", ".gif", ".avif", ".tga", ".jp2", ".j2k", ".jpx",
+                  ".qoi"}  # the picture formats Pillow reads that a folder input is searched for
 STDIO = "-"  # a single job's source (standard input) or target (standard output)
 MANIFEST_NAME = ".nnc-batch.jsonl"
 _OPTIONS_KEEPING_OUTPUT = {"threads", "max_pixels"}  # options that never change an output's bytes
@@ -70,6 +72,7 @@ class RestoreOptions:
     """Options of ``codec.restore`` (see there)."""
 
     threads: int | None = None
+    max_pixels: int = format.DEFAULT_MAX_PIXELS
 
 
 @dataclass
@@ -176,9 +179,12 @@ def output_format(path: Path) -> str:
     return image_format
 
 
-def _make_folder(folder: Path) -> None:
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` and its parents as needed; NncError in one line if that cannot be done."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NncError(f"cannot create the output folder {folder}: a file is in the way") from None
     except OSError as error:
         raise NncError(f"cannot create the output folder {folder}: {error.strerror or error}") from None
 
@@ -205,7 +211,7 @@ def _run_job(source: str, target: str, skip_existing: bool, force: bool, job: Ca
         warnings.simplefilter("always")
         try:
             if target != STDIO:
-                _make_folder(Path(target).parent)
+                make_folder(Path(target).parent)
             message = job(Path(target))
             status = "done"
         except (NncError, OSError) as error:
@@ -265,7 +271,8 @@ def decode_file(job: tuple[str, str], options: DecodeOptions, force: bool = Fals
             write_atomically(path, save=lambda name: image.save(name, format=image_format, **metadata), force=force)
         lost = image.info.get("nnc_lost") if image.info.get("nnc_partial") else None
         note = {"color hints": " (partial file: grayscale, the color hints were cut off)",
-                "metadata": " (partial file: its metadata was cut off, so no ICC profile or Exif)"}.get(lost, "")
+                "metadata": " (partial file: its metadata was cut off, so no ICC profile or Exif)",
+                "other bytes": " (partial file: the bytes after its last complete section were left out)"}.get(lost, "")
         return (f"{_display(source, 'stdin')} -> {_display(target, 'stdout')}: {image.width}x{image.height} "
                 f"{image.mode}{note}")
 
@@ -299,10 +306,14 @@ def restore_file(job: tuple[str, str], options: RestoreOptions, force: bool = Fa
         image_format = output_format(path)
         if path.resolve() == Path(source).resolve():
             raise NncError(f"{target} is the input file: restore never overwrites its input")
-        image = restore(open_image(source), options.threads)
+        image = restore(open_image(source, options.max_pixels), options.threads)
         metadata = {key: image.info[key] for key in ("icc_profile", "exif") if key in image.info}
         write_atomically(path, save=lambda name: image.save(name, format=image_format, **metadata), force=force)
-        return f"{source} -> {target}: {image.width}x{image.height} {image.mode}, restored"
+        quality = image.info["nnc_jpeg_quality"]
+        done = (f"restored (JPEG quality {quality})" if image.info["nnc_restored"] else
+                f"written as decoded: JPEG quality {quality} is above {RESTORE_MAX_QUALITY}, where restoring no "
+                f"longer reliably helps")
+        return f"{source} -> {target}: {image.width}x{image.height} {image.mode}, {done}"
 
     return _run_job(source, target, skip_existing, force, run)
 
@@ -322,6 +333,10 @@ def plan_jobs(inputs: list[str], output: str, target_suffix: str,
         raise NncError("- (standard input) must be the only input")
     if many and output == STDIO:
         raise NncError("-o - (standard output) takes one input file, not several or a folder")
+    if (many and not output.endswith(("/", os.sep)) and not Path(output).is_dir()
+            and Path(output).suffix.lower() in {*IMAGE_SUFFIXES, ".nnc", target_suffix}):
+        raise NncError(f"several inputs or a folder go into a folder, and {output} names a "
+                       f"{Path(output).suffix} file: give a folder (e.g. {Path(output).with_suffix('')}/)")
     if not many:
         source, target = inputs[0], output
         if output != STDIO and (output.endswith(("/", os.sep)) or Path(output).is_dir()):
@@ -386,9 +401,11 @@ class BatchManifest:
         self.settings = json.loads(json.dumps(settings))  # as read back: tuples become lists
         self.records: dict[str, dict] = {}
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            lines = self.path.read_bytes().decode("utf-8", errors="replace").splitlines()  # damaged lines are dropped
         except FileNotFoundError:
             lines = []
+        except OSError as error:
+            raise NncError(f"cannot read {self.path}: {error.strerror or error}") from None
         for line in lines:
             try:
                 record = json.loads(line)
@@ -409,7 +426,7 @@ class BatchManifest:
         """"new" (no output yet), or for an existing output "same", "stale" or "foreign" (see the class)."""
         try:
             output = os.stat(target)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # a file where the target's folder goes: the job says so
             return "new"
         record = self.records.get(Path(target).relative_to(self.folder).as_posix())
         if record is None or (record.get("output_size"), record.get("output_mtime_ns")) != (

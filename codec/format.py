@@ -27,10 +27,11 @@ from construct import (
     PrefixedArray,
     StreamError,
     Struct,
-    VarInt,
+    ValidationError,
     this,
 )
 from construct import Container as ParsedStruct
+from construct import VarInt as _ConstructVarInt
 
 from .errors import FormatError, LimitError
 
@@ -41,6 +42,32 @@ DEBLOCK_LEVEL_SINCE = (1, 0)  # format version from which the header has a deblo
 COLOR_STRENGTH_SINCE = (2, 0)  # ... and a color_strength byte, in files whose stage 3 runs its network
 TILE_SIDE = 2048
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS
+
+MAX_VARINT_BYTES = 10  # spec 2
+
+
+class VarInt(type(_ConstructVarInt)):
+    """construct's VarInt (unsigned LEB128) of at most MAX_VARINT_BYTES bytes (spec 2): a longer one
+    is neither read nor written."""
+
+    def _parse(self, stream, context, path):  # noqa: ANN001 (construct's signature)
+        value = 0
+        for index in range(MAX_VARINT_BYTES):
+            byte = stream.read(1)
+            if not byte:
+                raise StreamError("stream read less than specified amount, expected 1, found 0", path=path)
+            value |= (byte[0] & 0x7F) << (7 * index)
+            if not byte[0] & 0x80:
+                return value
+        raise ValidationError(f"a varint longer than {MAX_VARINT_BYTES} bytes", path=path)
+
+    def _build(self, obj, stream, context, path):  # noqa: ANN001 (construct's signature)
+        if isinstance(obj, int) and obj >= 1 << (7 * MAX_VARINT_BYTES):
+            raise ValidationError(f"{obj} needs a varint longer than {MAX_VARINT_BYTES} bytes", path=path)
+        return super()._build(obj, stream, context, path)
+
+
+VarInt = VarInt()
 
 LUMA_SCALES = {"x1": 1, "x2": 2, "x4": 4}
 LUMA_CODECS = {"hevc": 0}
@@ -113,8 +140,8 @@ Section = Struct(
 )
 _SectionPrefix = Struct(*Section.subcons[:2])
 _SectionHeadRaw = Struct("tag" / Int8ub, *Section.subcons[1:3])  # any tag, so unknown ones can be skipped
-MAX_HEADER_SIZE = len(MAGIC) + 1 + 4 + 10 + 10 + 1 + 1 + 1  # VarInts take at most 10 bytes
-MAX_SECTION_PREFIX_SIZE = 1 + 10 + 4
+MAX_HEADER_SIZE = len(MAGIC) + 1 + 4 + 2 * MAX_VARINT_BYTES + 1 + 1 + 1
+MAX_SECTION_PREFIX_SIZE = 1 + MAX_VARINT_BYTES + 4
 
 # spec 5.2 HevcPicture, 5.1 HevcPlane (luma stream, grid hints)
 HevcPicture = Struct(
@@ -222,6 +249,7 @@ class Container:
     format_version: tuple[int, int] = (FORMAT_VERSION_MAJOR, FORMAT_VERSION_MINOR)
     section_sizes: dict[str, int] = field(default_factory=dict)  # bytes on disk, headers included
     truncated: bool = False  # parsed with partial=True and the file was cut short
+    cut_section: str | None = None  # then the known section it was cut in (None: bytes that are not one)
 
 
 def _scale_name(scale: int) -> str:
@@ -310,27 +338,41 @@ def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, partial: 
 
     Unknown section tags are skipped; known ones must come in spec order (luma, hints, metadata),
     each at most once. Raises FormatError naming the field and offset on any defect; with
-    ``partial``, a file cut short keeps the sections before the cut (``truncated`` is set).
+    ``partial``, a file that ends inside a section keeps the sections before it (``truncated`` is
+    set, and ``cut_section`` names the section, if its tag is one the file may still hold; bytes
+    appended to a complete file look the same, and get None).
     """
     container, offset = parse_header(data, max_pixels)
     unprotected_start = 0
+
+    def cut_short(start: int, what: str) -> None:
+        """The file ends inside what starts at ``start``: FormatError, or with ``partial`` mark it truncated."""
+        name = SECTION_TAG_NAMES.get(data[start])
+        expected = name is not None and name not in container.sections and all(
+            SECTION_TAGS[name] > SECTION_TAGS[read] for read in container.sections) and not (
+            name == "hints" and container.hint_layout == "none")
+        if partial:
+            container.truncated, container.cut_section = True, name if expected else None
+            return
+        if expected:
+            raise FormatError(f"file is truncated: the {name} section at offset {start} {what}")
+        raise FormatError(f"file is truncated or has bytes appended: the {len(data) - start} bytes at offset "
+                          f"{start} are not a complete section")
+
     while offset < len(data):
         start = offset
         stream = io.BytesIO(data[offset:offset + MAX_SECTION_PREFIX_SIZE])
         try:
             prefix = _SectionHeadRaw.parse_stream(stream)
-        except ConstructError:
-            if partial:
-                container.truncated = True
-                break
-            raise FormatError(f"file is truncated in the section header at offset {start}") from None
+        except StreamError:
+            cut_short(start, "is cut short in its header")
+            break
+        except ConstructError as error:
+            raise FormatError(f"corrupt section header at offset {start}: {_construct_message(error)}") from None
         offset += stream.tell()
         if offset + prefix.length > len(data):
-            if partial:
-                container.truncated = True
-                break
-            raise FormatError(f"file is truncated: section at offset {start} claims {prefix.length} bytes, "
-                              f"{len(data) - offset} remain")
+            cut_short(start, f"claims {prefix.length} bytes, {len(data) - offset} remain")
+            break
         payload = data[offset:offset + prefix.length]
         if zlib.crc32(payload, zlib.crc32(data[unprotected_start:offset - 4])) != prefix.crc32:
             raise FormatError(f"CRC mismatch in the section at offset {start}: the file is corrupt")

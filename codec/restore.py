@@ -14,7 +14,10 @@ from .errors import InputImageError
 from .runtime import run_network
 from .weights import load_model
 
-RESTORE_MODEL = "deblock_jpeg-v2"  # 48 channels; v1 (24) gained 0.45 dB less at JPEG q10 on Kodak (weights/README.md)
+RESTORE_MODEL = "deblock_jpeg-v3"  # v2 trained on JPEG qualities 5-95, not 5-50 (weights/README.md)
+RESTORE_MAX_QUALITY = 95  # above this JPEG quality the network is not run: on the 28 held-out training photos
+                          # it gains at every quality up to 95 on each (+0.68 dB on average at 95, +0.11 at least),
+                          # at 98 it costs 9 of them PSNR (deblock_jpeg-v2, trained up to 50: 7 of them at 90)
 
 # ITU-T T.81 Annex K.1: the luminance table libjpeg scales by quality (natural order).
 _BASE_LUMA_TABLE = np.array([
@@ -57,15 +60,21 @@ def restore_planes(rgb: np.ndarray, quality: float, threads: int | None = None) 
 def restore(image: Image.Image, threads: int | None = None) -> Image.Image:
     """Remove blocking and ringing from a JPEG opened with Pillow; returns a new RGB (or L) image.
 
-    The ICC profile and Exif block are carried over in ``info``. InputImageError if ``image`` is
-    not a JPEG (Pillow's ``format`` is not "JPEG" or it has no quantisation tables)."""
+    A JPEG above RESTORE_MAX_QUALITY is returned as decoded (the network would cost it PSNR).
+    ``info`` carries the ICC profile and Exif block over, and says the JPEG's estimated quality
+    (``nnc_jpeg_quality``) and whether the network ran (``nnc_restored``). InputImageError if
+    ``image`` is not a JPEG (Pillow's ``format`` is not "JPEG" or it has no quantisation tables)."""
     tables = getattr(image, "quantization", None)
     if not isinstance(image, JpegImagePlugin.JpegImageFile) or not tables:  # MPO (camera JPEGs) included
         raise InputImageError(f"not a JPEG file ({image.format or 'unknown format'}): restore reads JPEG only")
     quality = jpeg_quality(tables[min(tables)])
-    luma, cb, cr = restore_planes(np.asarray(image.convert("RGB")), quality, threads)
-    result = (Image.fromarray(luma, mode="L") if image.mode == "L"
-              else Image.fromarray(ycbcr_to_rgb(luma, cb, cr), mode="RGB"))
+    gray = image.mode == "L"
+    if quality > RESTORE_MAX_QUALITY:
+        result = image.convert("L" if gray else "RGB")
+    else:
+        luma, cb, cr = restore_planes(np.asarray(image.convert("RGB")), quality, threads)
+        result = Image.fromarray(luma, mode="L") if gray else Image.fromarray(ycbcr_to_rgb(luma, cb, cr), mode="RGB")
+    result.info = {"nnc_jpeg_quality": quality, "nnc_restored": quality <= RESTORE_MAX_QUALITY}
     for key in ("icc_profile", "exif"):
         if image.info.get(key):
             result.info[key] = image.info[key]

@@ -12,7 +12,7 @@ from torch import nn
 from .models import LOOKS, RELEASES, stage_of
 from .weights import load_model
 
-STAGES = ("intra", "upscale", "color", "deblock")
+STAGES = ("upscale", "color", "deblock")  # the decoder stages after the luma stream (stage 1: HEVC, not learned)
 LOOK_CHOICES = ("fidelity", "perceptual")  # the upscaler's weight sets: least error, or sharper texture
 LEARNED_STAGES: frozenset[str] = frozenset(stage_of(entry) for release in RELEASES for entry in release)
 

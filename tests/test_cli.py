@@ -240,6 +240,100 @@ def test_unreachable_cluster_is_a_one_line_error(workdir):
     assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith("Error: cannot reach")
 
 
+@pytest.mark.parametrize("address", ["bogus", "tcp://"])
+def test_a_cluster_address_that_is_not_one_is_a_one_line_error(workdir, address):
+    pytest.importorskip("distributed")
+    result = run("encode", workdir, "-o", workdir / "out", "--cluster", address)
+    assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith("Error: cannot reach")
+
+
+def test_one_file_goes_to_the_cluster_too(workdir, monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(codec.batch, "CONNECT_SECONDS", 1)
+    result = run("encode", workdir / "a.png", "-o", workdir / "a.nnc", "--cluster", "tcp://127.0.0.1:9")
+    assert result.exit_code == 1 and "Error: cannot reach the Dask scheduler" in result.output
+    assert not (workdir / "a.nnc").exists()  # not coded here instead
+    piped = CliRunner().invoke(cli.main, ["encode", "-", "-o", str(workdir / "b.nnc"), "--cluster", "tcp://x:1"],
+                               input=(workdir / "a.png").read_bytes())
+    assert piped.exit_code == 2 and "standard input" in piped.output
+
+
+def test_a_damaged_batch_manifest_is_read_around_or_refused_in_one_line(workdir):
+    (workdir / "out").mkdir()
+    (workdir / "out" / files.MANIFEST_NAME).write_bytes(b"\x00\xff not json\n")
+    result = run("encode", workdir, "-o", workdir / "out", "-q", "5")
+    assert result.exit_code == 0, result.output
+    again = run("encode", workdir, "-o", workdir / "out", "-q", "5")  # the rewritten manifest knows both
+    assert again.exit_code == 0 and "0 done, 2 skipped" in again.output
+    (workdir / "other" / files.MANIFEST_NAME).mkdir(parents=True)
+    refused = run("encode", workdir / "a.png", workdir / "b.jpg", "-o", workdir / "other")
+    assert refused.exit_code == 1 and refused.output.strip() == (
+        f"Error: cannot read {workdir / 'other' / files.MANIFEST_NAME}: Is a directory")
+
+
+def test_a_file_where_a_batch_needs_a_folder_fails_that_file_alone(workdir):
+    (workdir / "in" / "sub").mkdir(parents=True)
+    (workdir / "a.png").rename(workdir / "in" / "a.png")
+    (workdir / "b.jpg").rename(workdir / "in" / "sub" / "b.jpg")
+    (workdir / "out").mkdir()
+    (workdir / "out" / "sub").write_text("in the way")
+    result = run("encode", workdir / "in", "-o", workdir / "out", "-q", "5")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"cannot create the output folder {workdir / 'out' / 'sub'}: a file is in the way" in result.output
+    assert (workdir / "out" / "a.nnc").exists() and (workdir / "out" / "sub").read_text() == "in the way"
+
+
+@pytest.mark.parametrize("command, output", [("encode", "two.nnc"), ("decode", "two.png")])
+def test_several_inputs_into_a_file_name_are_refused(workdir, command, output):
+    inputs = [workdir / "a.png", workdir / "b.jpg"]
+    if command == "decode":
+        inputs = [workdir / "a.nnc", workdir / "b.nnc"]
+        for source, coded in zip([workdir / "a.png", workdir / "b.jpg"], inputs):
+            run("encode", source, "-o", coded, "-q", "5")
+    result = run(command, *inputs, "-o", workdir / output)
+    assert result.exit_code == 1 and "give a folder (e.g. " in result.output
+    assert not (workdir / output).exists()
+
+
+def test_baseline_offers_only_stages_with_a_learned_version(workdir):
+    assert set(codec.STAGES) == codec.LEARNED_STAGES
+    result = run("encode", workdir / "a.png", "-o", workdir / "a.nnc", "--baseline", "intra")
+    assert result.exit_code == 2 and "'intra' is not one of" in result.output
+
+
+def test_compare_warns_in_one_line_and_has_the_pixel_limit(workdir):
+    pixels = np.dstack([synthetic_rgb(32, 48), np.full((32, 48), 255, np.uint8)])
+    pixels[0, 0, 3] = 0
+    Image.fromarray(pixels, "RGBA").save(workdir / "alpha.png")
+    run("encode", workdir / "alpha.png", "-o", workdir / "alpha.nnc", "-q", "20")
+    result = run("compare", workdir / "alpha.png", workdir / "alpha.nnc")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == "Warning: nnc stores no alpha channel: transparency is dropped"
+    refused = run("compare", workdir / "alpha.png", workdir / "alpha.nnc", "--max-pixels", "100")
+    assert refused.exit_code == 1 and "over the limit of 100 (--max-pixels)" in refused.output
+
+
+def test_bytes_appended_to_a_file_are_not_called_cut_off_metadata(workdir):
+    run("encode", workdir / "a.png", "-o", workdir / "a.nnc", "-q", "20")
+    (workdir / "junk.nnc").write_bytes((workdir / "a.nnc").read_bytes() + b"junkjun")
+    plain = run("decode", workdir / "junk.nnc", "-o", workdir / "junk.png")
+    assert plain.exit_code == 1 and "truncated or has bytes appended: the 7 bytes at offset" in plain.output
+    partial = run("decode", workdir / "junk.nnc", "-o", workdir / "junk.png", "--partial")
+    assert partial.exit_code == 0 and "the bytes after its last complete section were left out" in partial.output
+    assert np.array_equal(np.asarray(Image.open(workdir / "junk.png")), np.asarray(codec.decode(workdir / "a.nnc")))
+
+
+def test_info_suggests_partial_only_where_the_luma_arrived(workdir):
+    run("encode", workdir / "a.png", "-o", workdir / "a.nnc", "-q", "20")
+    (workdir / "cut.nnc").write_bytes((workdir / "a.nnc").read_bytes()[:20])
+    result = run("info", workdir / "cut.nnc")
+    assert "truncated: yes: the file is cut short before its luma section is complete: nothing to decode" \
+        in result.output
+    (workdir / "junk.nnc").write_bytes((workdir / "a.nnc").read_bytes() + b"junkjun")
+    assert "truncated: yes: the file ends in bytes that are not a complete section, cut short or appended" \
+        in run("info", workdir / "junk.nnc").output
+
+
 @pytest.mark.parametrize("command", [[], ["encode"], ["decode"], ["info"], ["compare"], ["restore"]])
 def test_every_help_shows_an_example(command):
     result = run(*command, "--help")
@@ -398,7 +492,8 @@ def test_output_folder_that_cannot_be_made_is_one_error_line(workdir):
                            ([workdir], workdir / "file" / "sub")):
         result = run("encode", *inputs, "-o", output)
         assert result.exit_code == 1 and "Traceback" not in result.output
-        assert result.output == f"Error: cannot create the output folder {workdir / 'file' / 'sub'}: Not a directory\n"
+        assert result.output == (f"Error: cannot create the output folder {workdir / 'file' / 'sub'}: "
+                                 "a file is in the way\n")
 
 
 def test_unwritable_target_error_names_the_users_path(workdir, monkeypatch):

@@ -162,3 +162,11 @@ def test_manifest_survives_a_line_cut_by_a_crash(tmp_path):
         log.write('{"output": "b.nn')
     assert BatchManifest(out, "encode", EncodeOptions()).state(str(source), str(out / "a.nnc")) == "same"
     assert (out / files.MANIFEST_NAME).read_text().endswith("}\n")
+
+
+def test_a_folder_walk_finds_every_picture_format_pillow_reads(tmp_path):
+    (tmp_path / "in").mkdir()
+    for name in ("a.tga", "b.jp2", "c.qoi", "d.pnm", "e.txt"):
+        (tmp_path / "in" / name).write_bytes(b"")
+    jobs, many = plan_jobs([str(tmp_path / "in")], str(tmp_path / "out"), ".nnc", files.IMAGE_SUFFIXES)
+    assert many and sorted(Path(source).name for source, _ in jobs) == ["a.tga", "b.jp2", "c.qoi", "d.pnm"]

@@ -176,3 +176,13 @@ def test_a_grayscale_file_with_the_classical_color_bit_is_refused():
                                              sections={"luma": b"\x00"}))
     with pytest.raises(codec.FormatError, match="classical_color"):
         format.parse_container(data)
+
+
+def test_a_varint_longer_than_the_spec_allows_is_refused():
+    data = format.build_container(_container())
+    width_at = len(format.MAGIC) + 1 + 4
+    assert data[width_at:width_at + 2] == bytes([0x80, 0x06])  # 768
+    padded = bytes([0x80, 0x86, *[0x80] * 8, 0x00])  # 768 in 11 bytes, high groups zero
+    with pytest.raises(FormatError, match="field 'width': a varint longer than 10 bytes"):
+        format.parse_header(data[:width_at] + padded + data[width_at + 2:])
+    assert format.parse_header(data[:width_at] + padded[:9] + bytes([0x00]) + data[width_at + 2:])[0].width == 768

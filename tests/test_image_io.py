@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import codec
-from codec.image_io import image_to_pixels
+from codec.image_io import image_metadata, image_to_pixels
 from conftest import icc_profile, synthetic_rgb
 
 
@@ -28,8 +28,62 @@ def test_palette_image_becomes_rgb():
 
 def test_alpha_is_dropped_with_a_warning():
     rgba = Image.fromarray(synthetic_rgb(8, 8)).convert("RGBA")
+    rgba.putpixel((3, 4), (0, 0, 0, 128))
     with pytest.warns(UserWarning, match="alpha"):
         assert image_to_pixels(rgba).shape == (8, 8, 3)
+
+
+def test_opaque_alpha_and_a_lab_image_give_no_alpha_warning():
+    rgb = Image.fromarray(synthetic_rgb(8, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for image in (rgb.convert("RGBA"), rgb.convert("LA"), rgb.convert("LAB")):
+            assert image_to_pixels(image).shape[:2] == (8, 8)
+    see_through = np.asarray(rgb.convert("LA")).copy()
+    see_through[0, 0, 1] = 0
+    with pytest.warns(UserWarning, match="transparency is dropped"):
+        image_to_pixels(Image.fromarray(see_through, "LA"))
+
+
+def test_a_transparent_value_counts_only_where_a_pixel_has_it():
+    gray = np.full((8, 8), 5000, np.uint16)
+    for value, warns in ((5000, True), (255, False)):
+        image = Image.fromarray(gray)
+        image.info["transparency"] = value
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            image_to_pixels(image)
+        assert any("transparency is dropped" in str(w.message) for w in caught) == warns
+    palette = Image.fromarray(synthetic_rgb(8, 8)).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    unused = (set(range(256)) - set(np.unique(np.asarray(palette)).tolist())).pop()
+    for index, warns in ((unused, False), (int(np.asarray(palette)[0, 0]), True)):
+        palette.info["transparency"] = index
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            image_to_pixels(palette)
+        assert any("transparency is dropped" in str(w.message) for w in caught) == warns
+
+
+def test_float_samples_from_0_to_1_are_scaled_to_8_bits():
+    gray = synthetic_rgb(8, 8)[..., 0]
+    assert np.array_equal(image_to_pixels(Image.fromarray(gray.astype(np.float32) / 255, "F")), gray)
+    assert np.array_equal(image_to_pixels(Image.fromarray(gray.astype(np.float32), "F")), gray)
+
+
+def test_a_tiff_keeps_its_exif_tags_and_not_its_layout(tmp_path):
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0132] = "TestCam", "2020:01:01 00:00:00"
+    Image.fromarray(synthetic_rgb(24, 24)).save(tmp_path / "tagged.tif", exif=exif)
+    Image.fromarray(synthetic_rgb(24, 24)).save(tmp_path / "plain.tif")
+    stored = Image.Exif()
+    stored.load(image_metadata(codec.open_image(tmp_path / "tagged.tif"))[1])
+    assert dict(stored) == {0x010F: "TestCam", 0x0132: "2020:01:01 00:00:00"}  # no strip offsets, sizes...
+    assert image_metadata(codec.open_image(tmp_path / "plain.tif")) == (b"", b"")
+
+
+def test_an_unreadable_exif_block_is_dropped_with_a_warning():
+    with pytest.warns(UserWarning, match="the Exif block is unreadable: not kept"):
+        assert image_metadata(Image.fromarray(synthetic_rgb(8, 8)), exif=b"not exif")[1] == b""
 
 
 def test_exif_orientation_is_applied(tmp_path):

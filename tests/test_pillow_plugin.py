@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import codec
@@ -90,3 +91,10 @@ def test_baseline_and_threads_through_pillow(tmp_path, photo):
         codec.register_nnc_opener()
     with Image.open(tmp_path / "x.nnc") as image:
         assert np.array_equal(np.asarray(image), np.asarray(codec.decode(data)))
+
+
+def test_a_malformed_exif_keyword_is_dropped_with_a_warning(tmp_path):
+    codec.register_nnc_opener()
+    with pytest.warns(UserWarning, match="Exif block is unreadable"):
+        Image.fromarray(synthetic_rgb(24, 24)).save(tmp_path / "x.nnc", quality=20, exif=b"garbage")
+    assert "exif" not in codec.decode(tmp_path / "x.nnc").info

@@ -225,3 +225,21 @@ def test_the_reported_psnr_is_that_of_the_decoded_file(photo, quality):
     for pixels in (source, np.asarray(photo.convert("L"))):
         data, report = ImageEncoder(pixels).encode(quality)
         assert report.psnr == psnr(pixels, np.asarray(codec.decode(data)))
+
+
+def test_the_api_reads_paths_and_refuses_rates_out_of_range(tmp_path):
+    Image.fromarray(synthetic_rgb(24, 24)).save(tmp_path / "a.png")
+    data = codec.encode(tmp_path / "a.png", quality=20)
+    (tmp_path / "a.nnc").write_bytes(data)
+    assert np.array_equal(np.asarray(codec.decode(tmp_path / "a.nnc")), np.asarray(codec.decode(data)))
+    assert codec.info(str(tmp_path / "a.nnc")) == codec.info(data)
+    by_path, by_bytes = codec.compare(tmp_path / "a.png", tmp_path / "a.nnc"), codec.compare(Image.open(
+        tmp_path / "a.png"), data)
+    assert np.isnan(by_path.pop("ms_ssim")) and np.isnan(by_bytes.pop("ms_ssim"))  # too small for MS-SSIM
+    assert by_path == by_bytes
+    for rate, message in ((dict(quality=20.5), "quality must be a whole number from 1 to 100"),
+                          (dict(quality=0), "quality"), (dict(quality=True), "quality"),
+                          (dict(target_size=0), "target_size must be"), (dict(bpp=-1.0), "bpp must be"),
+                          (dict(bpp=float("nan")), "bpp must be")):
+        with pytest.raises(ValueError, match=message):
+            codec.encode(tmp_path / "a.png", **rate)

@@ -80,3 +80,28 @@ def test_a_non_jpeg_input_is_a_one_line_error(photo, tmp_path):
     assert result.exit_code == 1
     assert result.output.startswith("Error:") and "not a JPEG" in result.output and result.output.count("\n") == 1
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_jpeg_above_the_quality_restore_helps_is_written_as_decoded(photo, tmp_path):
+    from codec.restore import RESTORE_MAX_QUALITY
+
+    high, low = tmp_path / "high.jpg", tmp_path / "low.jpg"
+    high.write_bytes(_jpeg(photo, RESTORE_MAX_QUALITY + 5))
+    low.write_bytes(_jpeg(photo, RESTORE_MAX_QUALITY))
+    result = CliRunner().invoke(main, ["restore", str(high), str(low), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert f"written as decoded: JPEG quality {RESTORE_MAX_QUALITY + 5} is above {RESTORE_MAX_QUALITY}" \
+        in result.output
+    assert f"restored (JPEG quality {RESTORE_MAX_QUALITY})" in result.output
+    with Image.open(high) as jpeg:
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "high.png")), np.asarray(jpeg.convert("RGB")))
+    with Image.open(low) as jpeg:
+        assert not np.array_equal(np.asarray(Image.open(tmp_path / "out" / "low.png")), np.asarray(jpeg.convert("RGB")))
+
+
+def test_restore_has_the_pixel_limit_its_error_names(photo, tmp_path):
+    (tmp_path / "old.jpg").write_bytes(_jpeg(photo, 10))
+    refused = CliRunner().invoke(main, ["restore", str(tmp_path / "old.jpg"), "-o", str(tmp_path / "a.png"),
+                                        "--max-pixels", "100"])
+    assert refused.exit_code == 1 and "over the limit of 100 (--max-pixels)" in refused.output
+    assert not (tmp_path / "a.png").exists()

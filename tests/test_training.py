@@ -45,7 +45,7 @@ def tiny_cache(tmp_path_factory):
     return cache, stems
 
 
-def test_cache_holds_decoded_samples_of_both_kinds(tiny_cache):
+def test_cache_holds_decoded_samples_of_both_kinds(tiny_cache, tmp_path):
     cache, stems = tiny_cache
     with np.load(cache / "codec" / "train" / f"bsds-train-{stems[0]}.npz") as sample:
         assert sample["original"].shape == (68, 48)  # 136x96 halved, then turned upright
@@ -53,9 +53,15 @@ def test_cache_holds_decoded_samples_of_both_kinds(tiny_cache):
         assert list(sample["scale"]) and set(sample["scale"].tolist()) <= {1, 2, 4}
         assert sample["x265_quality"].shape == (4,)  # the chosen luma stream, so stage 3's data can remake it
         assert str(sample["pipeline"]) == data.stages_before_deblock()
-    with np.load(cache / "jpeg" / "val" / f"bsds-train-{stems[2]}.npz") as sample:
-        assert sample["decoded"].shape == (4, 48, 68, 3)
+    jpeg = cache / "jpeg" / "val" / f"bsds-train-{stems[2]}.npz"
+    with np.load(jpeg) as sample:
+        assert sample["decoded"].shape == (len(data.JPEG_QUALITY_BANDS), 48, 68, 3)
         assert np.array_equal(sample["estimated_quality"], sample["quality"])
+        assert all(low <= quality <= high for quality, (low, high) in zip(sample["quality"], data.JPEG_QUALITY_BANDS))
+        older = {**sample, "quality": sample["quality"][:4]}  # made with the four bands of nnc 0.17.1
+    assert data.up_to_date("jpeg", jpeg)
+    np.savez(tmp_path / jpeg.name, **older)
+    assert not data.up_to_date("jpeg", tmp_path / jpeg.name)  # made again by the next build_cache
 
 
 @pytest.mark.parametrize("weight_set", ["codec", "jpeg"])

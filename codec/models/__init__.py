@@ -105,6 +105,9 @@ REGISTRY: dict[str, ModelSpec] = {
     "deblock_jpeg-v2": ModelSpec(Deblocker, "deblock_jpeg-v2-4280daeb.pt",
                                  "4280daebefd464c5fdee984b946d5b4ad753b7135cc55e19c09bcde0960ac192",
                                  {"image_channels": 3, "condition_channels": 1, "channels": 48}),
+    "deblock_jpeg-v3": ModelSpec(Deblocker, "deblock_jpeg-v3-cf783beb.pt",
+                                 "cf783beb267e3defa5e6ad49918399c4449c612cbf38184ba01b7af833b5ab56",
+                                 {"image_channels": 3, "condition_channels": 1, "channels": 48}),
 }
 
 # The release entry of stage 4's network for full-size luma coded without HEVC's loop filters (from

@@ -27,8 +27,9 @@ For every photo the cache holds one ``.npz`` per kind:
   one of the x265 qualities the encoder tries there, and segment hints of a random density and
   quantisation on the decoded luma stream), each colorized by the classical baseline, with the
   colorizer's condition and the original Cb, Cr.
-- ``jpeg/``: the original RGB and its decoding as JPEG (Pillow, 4:2:0) at 4 qualities in 5..50,
-  with the quality estimated from the file's tables, as ``nnc restore`` does.
+- ``jpeg/``: the original RGB and its decoding as JPEG (Pillow, 4:2:0) at 6 qualities in 5..95,
+  with the quality estimated from the file's tables, as ``nnc restore`` does; made again when the
+  bands change (``deblock_jpeg-v2`` learned from the first four alone).
 Existing files that are up to date are kept, so an interrupted run resumes.
 """
 
@@ -66,7 +67,7 @@ DEFAULT_CACHE = Path.home() / ".cache" / "nnc" / "train"
 MAX_SIZE = (640, 480)  # (width, height) of the largest crop kept from an extra photo
 CODEC_QUALITY_BANDS = ((1, 10), (11, 25), (26, 45), (46, 70))
 X1_QUALITY_BANDS = ((10, 16), (17, 25))  # the ``*_x1`` kinds: luma forced full size at these qualities
-JPEG_QUALITY_BANDS = ((5, 12), (13, 25), (26, 37), (38, 50))
+JPEG_QUALITY_BANDS = ((5, 12), (13, 25), (26, 37), (38, 50), (51, 75), (76, 95))
 UPSCALE_X265_BANDS = ((0, 6), (7, 14), (15, 24), (25, 40))  # x265 qualities of x2/x4 streams at nnc qualities 1..30
 UPSCALE_SCALES = (2, 4)
 UPSCALE_LOOP_FILTERS = False  # the x2/x4 streams are coded without HEVC's loop filters (from upscale-v3 on)
@@ -134,7 +135,7 @@ def stages_before_deblock(loop_filters: bool = True) -> str:
     that setting (e.g. "upscale=upscale-v3;encoder=2;x1_loop_filters=0"): a sample of a codec kind
     (``CODEC_KINDS``) or ``color`` made otherwise is out of date."""
     networks = ",".join(f"{stage}={key}" for stage, key in sorted(RELEASES[-1].items())
-                        if stage in ("intra", "upscale"))
+                        if stage == "upscale")
     return f"{networks};encoder={ENCODER_REVISION}" + ("" if loop_filters else ";x1_loop_filters=0")
 
 
@@ -194,13 +195,17 @@ def up_to_date(kind: str, path: Path) -> bool:
     """Whether the cached sample of ``kind`` at ``path`` exists and was made as this code makes it
     (``upscale``: streams with the loop-filter setting of ``UPSCALE_LOOP_FILTERS``; the codec kinds
     of ``CODEC_KINDS`` and ``color``: by the newest release's stages before stage 4 with the
-    kind's loop-filter setting, ``stages_before_deblock``)."""
+    kind's loop-filter setting, ``stages_before_deblock``; ``jpeg``: at the qualities of
+    ``JPEG_QUALITY_BANDS``)."""
     if not path.exists():
         return False
     if kind == "upscale":
         with np.load(path) as sample:  # made before the streams lost their loop filters: with them
             return bool(sample["loop_filters"]) == UPSCALE_LOOP_FILTERS if "loop_filters" in sample else \
                 UPSCALE_LOOP_FILTERS
+    if kind == "jpeg":  # made with other quality bands
+        with np.load(path) as sample:
+            return sample["quality"].tolist() == _qualities(f"jpeg/{path.stem}", JPEG_QUALITY_BANDS)
     if kind not in (*CODEC_KINDS, "color"):
         return True
     expected = stages_before_deblock(CODEC_KINDS.get(kind, True))

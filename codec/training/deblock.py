@@ -76,6 +76,8 @@ SETS = {  # weight set (and the cached samples' kind) -> (model id, network hype
     "codec_unfiltered": _STAGE_4,  # the same network, for full-size luma coded without HEVC's loop filters
     "jpeg": ("deblock_jpeg", {"image_channels": 3, "condition_channels": 1, "channels": 24}),
 }
+CODEC_VALIDATION_BANDS = (10, 25)  # the validation's quality bands end at these: nnc qualities...
+JPEG_VALIDATION_BANDS = (12, 50, 85)  # ...and JPEG ones
 
 
 @dataclass
@@ -164,16 +166,18 @@ def balance_weights(samples: list[Sample]) -> None:
         sample.weight = float(weight)
 
 
-def validate(network: nn.Module, samples: list[Sample]) -> dict[str, float]:
-    """Mean PSNR gain (dB, on [0, 1] planes) of the network's output over its input, per quality band,
-    and "switched": the mean over every sample of the gain, or 0 where it is negative (the encoder's level 0)."""
+def validate(network: nn.Module, samples: list[Sample],
+             bands: tuple[int, ...] = CODEC_VALIDATION_BANDS) -> dict[str, float]:
+    """Mean PSNR gain (dB, on [0, 1] planes) of the network's output over its input, per quality band
+    (up to each of ``bands``, and above the last), and "switched": the mean over every sample of the
+    gain, or 0 where it is negative (the encoder's level 0)."""
     network.eval()
     gains: dict[str, list[float]] = {}
     for sample in samples:
         output = np.clip(run_network(network, sample.image, sample.condition), 0.0, 1.0)
         gain = (psnr(float(np.mean((output - sample.target) ** 2)))
                 - psnr(float(np.mean((sample.image - sample.target) ** 2))))
-        band = "q<=10" if sample.quality <= 10 else "q<=25" if sample.quality <= 25 else "q>25"
+        band = next((f"q<={bound}" for bound in bands if sample.quality <= bound), f"q>{bands[-1]}")
         gains.setdefault(band, []).append(gain)
         gains.setdefault("all", []).append(gain)
         gains.setdefault("switched", []).append(max(gain, 0.0))
@@ -258,7 +262,8 @@ def train(weight_set: str, steps: int, cache: Path, checkpoints: Path, seed: int
     settings = {"batch": batch, "crop": crop, "lr": learning_rate, "seed": seed, "max_bpp": max_bpp,
                 "scales": list(scales), "init": init, **({"bf16": True} if bf16 else {}),
                 **({"x1": True} if x1 else {}), **({"balance": True} if balance else {}), **hparams}
-    step, validation = run_steps(steps, train_step, lambda: validate(network, val_samples), latest, parts, rng,
+    bands = JPEG_VALIDATION_BANDS if weight_set == "jpeg" else CODEC_VALIDATION_BANDS
+    step, validation = run_steps(steps, train_step, lambda: validate(network, val_samples, bands), latest, parts, rng,
                                  validate_every, settings, fixed=("init", "scales", "x1", *hparams))
     return {"step": step, "validation": validation, "state": standard_state(network)}
 
