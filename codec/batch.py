@@ -9,6 +9,7 @@ On a cluster, every worker needs nnc installed and must see the input and output
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -27,12 +28,20 @@ def run_jobs(worker: Callable[[Job], FileResult], jobs: list[Job], workers: int 
         try:
             from distributed import Client
             from distributed import as_completed as dask_as_completed
+            from distributed.comm.addressing import parse_address, parse_host_port
         except ImportError:
             raise NncError("--cluster needs Dask distributed: pip install 'nnc[cluster]'") from None
+        failure = None
         try:
+            scheme, location = parse_address(cluster)  # a malformed address is refused before any Client is made
+            if scheme in ("tcp", "tls"):
+                parse_host_port(location)
             client = Client(cluster, timeout=CONNECT_SECONDS)
-        except (OSError, TimeoutError, ValueError) as error:  # ValueError: not an address
-            raise NncError(f"cannot reach the Dask scheduler at {cluster}: {error}") from None
+        except (OSError, TimeoutError, ValueError) as error:
+            failure = f"cannot reach the Dask scheduler at {cluster}: {error}"
+        if failure:
+            gc.collect()  # a failed Client is left half-built: collected inside a later Client's start, it hangs it
+            raise NncError(failure)
         with client:
             for future in dask_as_completed(client.map(worker, jobs, pure=False)):
                 yield future.result()
