@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
@@ -48,7 +49,7 @@ FORCE_OPTION = click.option("-f", "--force", is_flag=True, help="Overwrite exist
 JOBS_OPTION = click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
                            help="Files coded in parallel (local processes).")
 CLUSTER_OPTION = click.option("--cluster", metavar="ADDRESS",
-                              help="Run the batch on this Dask scheduler (e.g. tcp://host:8786).")
+                              help="Code the files on this Dask scheduler (e.g. tcp://host:8786).")
 
 
 def _fail(error: Exception) -> click.ClickException:
@@ -113,7 +114,8 @@ def _run_batch(worker: functools.partial, command: str, inputs: tuple[str, ...],
         if shows_progress:
             worker = functools.partial(worker, progress=_show_progress)
         try:
-            result = next(run_jobs(worker, planned, 1, cluster))
+            with contextlib.closing(run_jobs(worker, planned, 1, cluster)) as results:  # closes a Dask client
+                result = next(results)
         except codec.NncError as error:
             raise _fail(error) from None
         if shows_progress:

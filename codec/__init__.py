@@ -161,7 +161,9 @@ def decode(data: bytes | str | os.PathLike, max_pixels: int = format.DEFAULT_MAX
 def info(data: bytes | str | os.PathLike, max_pixels: int = format.DEFAULT_MAX_PIXELS) -> dict:
     """Header fields and section sizes of .nnc bytes (or the .nnc file at a path), without decoding pixels.
 
-    A file cut short still gives its header and complete sections, with "truncated" True."""
+    A file cut short (or with bytes after its sections that are not one) still gives its header and
+    complete sections, with "truncated" True and "cut_section" the section it ends in (None: the
+    bytes are not a section it may still hold)."""
     data = _read(data)
     container = format.parse_container(data, max_pixels, partial=True)
     return {

@@ -340,10 +340,24 @@ def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, partial: 
     each at most once. Raises FormatError naming the field and offset on any defect; with
     ``partial``, a file that ends inside a section keeps the sections before it (``truncated`` is
     set, and ``cut_section`` names the section, if its tag is one the file may still hold; bytes
-    appended to a complete file look the same, and get None).
+    appended to a complete file look the same, and get None), and bytes after every section the
+    image needs that fail as a section (a bad header or CRC: the metadata section damaged, or bytes
+    appended) are left out the same way.
     """
     container, offset = parse_header(data, max_pixels)
     unprotected_start = 0
+
+    def has_the_image() -> bool:
+        """Whether the sections read so far hold every one the image needs (luma, and hints unless gray)."""
+        return "luma" in container.sections and (container.hint_layout == "none" or "hints" in container.sections)
+
+    def after_the_image(start: int, what: str) -> None:
+        """Bytes at ``start`` that fail as a section (``what``) after every section the image needs:
+        with ``partial`` they are left out, as bytes that are not a section (cut_short); else FormatError."""
+        if not partial:
+            raise FormatError(f"the {len(data) - start} bytes at offset {start}, after the file's last section, "
+                              f"{what}: the file is corrupt, or bytes were appended to it")
+        container.truncated, container.cut_section = True, None
 
     def cut_short(start: int, what: str) -> None:
         """The file ends inside what starts at ``start``: FormatError, or with ``partial`` mark it truncated."""
@@ -368,14 +382,20 @@ def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, partial: 
             cut_short(start, "is cut short in its header")
             break
         except ConstructError as error:
-            raise FormatError(f"corrupt section header at offset {start}: {_construct_message(error)}") from None
+            if not has_the_image():
+                raise FormatError(f"corrupt section header at offset {start}: {_construct_message(error)}") from None
+            after_the_image(start, f"are not a section header ({_construct_message(error)})")
+            break
         offset += stream.tell()
         if offset + prefix.length > len(data):
             cut_short(start, f"claims {prefix.length} bytes, {len(data) - offset} remain")
             break
         payload = data[offset:offset + prefix.length]
         if zlib.crc32(payload, zlib.crc32(data[unprotected_start:offset - 4])) != prefix.crc32:
-            raise FormatError(f"CRC mismatch in the section at offset {start}: the file is corrupt")
+            if not has_the_image():
+                raise FormatError(f"CRC mismatch in the section at offset {start}: the file is corrupt")
+            after_the_image(start, "fail the CRC of a section")
+            break
         tag = SECTION_TAG_NAMES.get(prefix.tag)
         if tag is not None:
             if tag in container.sections:

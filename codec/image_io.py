@@ -21,10 +21,10 @@ from .format import DEFAULT_MAX_PIXELS
 
 METADATA_ITEM_CAP = 64 * 1024  # bytes: a larger ICC profile or Exif block is dropped, with a warning
 _ORIENTATION = 0x0112
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}  # not LAB, whose bands are L, A and B
 # A TIFF's first IFD, which Pillow gives as its Exif, also holds the file's layout: sizes, sample format,
 # strip and tile offsets, compression, colour map, subsampling, its ICC profile (kept apart) and Photoshop's
 # layers. Those tags are not metadata of the image and are left out of the Exif block nnc keeps.
-_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}  # not LAB, whose bands are L, A and B
 _TIFF_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 273, 277, 278, 279, 280, 281,
                                284, 290, 291, 292, 293, 317, 320, 321, 322, 323, 324, 325, 330, 332, 334, 338, 339,
                                340, 341, 342, 347, 512, 513, 514, 515, 517, 518, 519, 520, 521, 530, 34675, 37724})
@@ -114,7 +114,7 @@ def _has_transparency(image: Image.Image) -> bool:
     transparent = image.info.get("transparency")
     if transparent is None:
         return False
-    pixels = np.asarray(image)
+    pixels = np.asarray(image.convert("L") if image.mode == "1" else image)  # "1": booleans, not 0 and 255
     if image.mode == "P":
         see_through = np.flatnonzero(np.frombuffer(transparent, np.uint8) < 255) \
             if isinstance(transparent, bytes) else [transparent]
@@ -145,13 +145,13 @@ def _cmyk_profile(image: Image.Image) -> ImageCms.ImageCmsProfile | None:
     return cms_profile
 
 
-def _exif_to_keep(exif_bytes: bytes, tiff_ifd: bool) -> bytes:
-    """The Exif block to store for ``exif_bytes``: its orientation reset to 1, without the TIFF layout
-    tags if it is a TIFF's own first IFD (``tiff_ifd``); empty, with a warning, if Pillow cannot read it."""
+def _exif_to_keep(exif_bytes: bytes) -> bytes:
+    """The Exif block to store for ``exif_bytes``: its orientation reset to 1, without TIFF layout tags
+    (a TIFF's own first IFD, as Pillow gives it); empty, with a warning, if Pillow cannot read it."""
     exif = Image.Exif()  # a copy: the caller's Exif keeps its orientation
     try:
         exif.load(exif_bytes)
-        layout = [tag for tag in exif if tag in _TIFF_LAYOUT_TAGS] if tiff_ifd else []
+        layout = [tag for tag in exif if tag in _TIFF_LAYOUT_TAGS]
         for tag in layout:
             del exif[tag]
         if _ORIENTATION in exif:
@@ -172,7 +172,7 @@ def image_metadata(image: Image.Image, gray: bool = False, icc_profile: bytes | 
     or over METADATA_ITEM_CAP bytes; the ICC profile also where its colour space is not that of
     the pixels (RGB, or GRAY if ``gray``): a CMYK profile once the pixels went through it, or one
     that does not fit (with a warning). The Exif orientation is reset to 1, since
-    ``image_to_pixels`` applies it to the pixels; a TIFF's own Exif loses its layout tags; an
+    ``image_to_pixels`` applies it to the pixels; TIFF layout tags (a TIFF's own IFD) are left out; an
     unreadable Exif block is dropped with a warning. ``image`` itself is not changed.
     """
     if icc_profile is None:
@@ -184,14 +184,13 @@ def image_metadata(image: Image.Image, gray: bool = False, icc_profile: bytes | 
         elif _cmyk_profile(image) is None or space != "CMYK":
             warnings.warn(f"the {space} ICC profile does not fit the {output_space} pixels: not kept", stacklevel=3)
         icc_profile = b""
-    own_tiff_ifd = exif is None and image.format == "TIFF"
     if exif is None:
         exif = image.getexif()
     if isinstance(exif, Image.Exif):
         exif = exif.tobytes() if len(exif) else b""
     exif_bytes = exif or b""
     if exif_bytes:
-        exif_bytes = _exif_to_keep(exif_bytes, own_tiff_ifd)
+        exif_bytes = _exif_to_keep(exif_bytes)
     kept = []
     for name, item in (("ICC profile", icc_profile), ("Exif block", exif_bytes)):
         if len(item) > METADATA_ITEM_CAP:

@@ -293,6 +293,9 @@ def test_several_inputs_into_a_file_name_are_refused(workdir, command, output):
     result = run(command, *inputs, "-o", workdir / output)
     assert result.exit_code == 1 and "give a folder (e.g. " in result.output
     assert not (workdir / output).exists()
+    for folder in (str(workdir / output) + os.sep, workdir / output):  # a folder of that name: into it
+        assert run(command, *inputs, "-o", folder, "--force").exit_code == 0
+        assert sorted(path.stem for path in (workdir / output).glob(f"*{Path(output).suffix}")) == ["a", "b"]
 
 
 def test_baseline_offers_only_stages_with_a_learned_version(workdir):
@@ -313,14 +316,19 @@ def test_compare_warns_in_one_line_and_has_the_pixel_limit(workdir):
     assert refused.exit_code == 1 and "over the limit of 100 (--max-pixels)" in refused.output
 
 
-def test_bytes_appended_to_a_file_are_not_called_cut_off_metadata(workdir):
+@pytest.mark.parametrize("junk, message", [
+    (b"junkjun", "truncated or has bytes appended: the 7 bytes at offset"),  # claims more bytes than follow
+    (b"junk" * 100, "fail the CRC of a section: the file is corrupt, or bytes were appended"),
+    (b"\x00" + b"\xff" * 20, "are not a section header (field 'length': a varint longer than 10 bytes)")])
+def test_bytes_appended_to_a_file_are_not_called_cut_off_metadata(workdir, junk, message):
     run("encode", workdir / "a.png", "-o", workdir / "a.nnc", "-q", "20")
-    (workdir / "junk.nnc").write_bytes((workdir / "a.nnc").read_bytes() + b"junkjun")
+    (workdir / "junk.nnc").write_bytes((workdir / "a.nnc").read_bytes() + junk)
     plain = run("decode", workdir / "junk.nnc", "-o", workdir / "junk.png")
-    assert plain.exit_code == 1 and "truncated or has bytes appended: the 7 bytes at offset" in plain.output
+    assert plain.exit_code == 1 and message in plain.output and "--partial decodes" in plain.output
     partial = run("decode", workdir / "junk.nnc", "-o", workdir / "junk.png", "--partial")
     assert partial.exit_code == 0 and "the bytes after its last complete section were left out" in partial.output
     assert np.array_equal(np.asarray(Image.open(workdir / "junk.png")), np.asarray(codec.decode(workdir / "a.nnc")))
+    assert "not a complete section, cut short or appended" in run("info", workdir / "junk.nnc").output
 
 
 def test_info_suggests_partial_only_where_the_luma_arrived(workdir):

@@ -64,6 +64,30 @@ def test_a_transparent_value_counts_only_where_a_pixel_has_it():
         assert any("transparency is dropped" in str(w.message) for w in caught) == warns
 
 
+def _bilevel(white: bool) -> Image.Image:
+    return Image.fromarray((np.arange(64).reshape(8, 8) % 2 == 0) & white).convert("1")
+
+
+def _palette(used_index: int) -> Image.Image:
+    image = Image.fromarray(synthetic_rgb(8, 8)).convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    image.putpixel((0, 0), used_index)
+    return image
+
+
+@pytest.mark.parametrize("image, transparency, see_through", [
+    (_bilevel(True), 255, True), (_bilevel(False), 255, False),  # white marked transparent, 1-bit
+    (Image.fromarray(synthetic_rgb(8, 8)), tuple(int(v) for v in synthetic_rgb(8, 8)[0, 0]), True),
+    (Image.fromarray(synthetic_rgb(8, 8)), (1, 2, 3), False),
+    (_palette(9), bytes([255] * 9 + [0] + [255] * 246), True),  # alpha per palette index: index 9 clear
+    (_palette(7), bytes([255] * 9 + [0] + [255] * 246), False)])
+def test_transparency_of_every_kind(image, transparency, see_through):
+    image.info["transparency"] = transparency
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image_to_pixels(image)
+    assert any("transparency is dropped" in str(w.message) for w in caught) == see_through
+
+
 def test_float_samples_from_0_to_1_are_scaled_to_8_bits():
     gray = synthetic_rgb(8, 8)[..., 0]
     assert np.array_equal(image_to_pixels(Image.fromarray(gray.astype(np.float32) / 255, "F")), gray)
@@ -78,6 +102,8 @@ def test_a_tiff_keeps_its_exif_tags_and_not_its_layout(tmp_path):
     stored = Image.Exif()
     stored.load(image_metadata(codec.open_image(tmp_path / "tagged.tif"))[1])
     assert dict(stored) == {0x010F: "TestCam", 0x0132: "2020:01:01 00:00:00"}  # no strip offsets, sizes...
+    tiff = codec.open_image(tmp_path / "tagged.tif")
+    assert image_metadata(tiff, exif=tiff.getexif()) == image_metadata(tiff)  # given as Pillow edits Exif
     assert image_metadata(codec.open_image(tmp_path / "plain.tif")) == (b"", b"")
 
 
