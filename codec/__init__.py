@@ -184,8 +184,7 @@ def info(data: bytes | str | os.PathLike, max_pixels: int = format.DEFAULT_MAX_P
         "bytes": len(data),
         "bpp": 8 * len(data) / (container.width * container.height),
         "sections": dict(container.section_sizes),
-        "truncated": container.truncated or "luma" not in container.sections
-        or (container.hint_layout != "none" and "hints" not in container.sections),
+        "truncated": container.truncated or not container.holds_the_image,
         # where the file ends inside a section: its name, or None for bytes that are not a known one
         "cut_section": container.cut_section,
     }

@@ -251,6 +251,11 @@ class Container:
     truncated: bool = False  # parsed with partial=True and the file was cut short
     cut_section: str | None = None  # then the known section it was cut in (None: bytes that are not one)
 
+    @property
+    def holds_the_image(self) -> bool:
+        """Whether ``sections`` hold every one the image needs: luma, and hints unless grayscale."""
+        return "luma" in self.sections and (self.hint_layout == "none" or "hints" in self.sections)
+
 
 def _scale_name(scale: int) -> str:
     return {value: name for name, value in LUMA_SCALES.items()}[scale]
@@ -347,10 +352,6 @@ def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, partial: 
     container, offset = parse_header(data, max_pixels)
     unprotected_start = 0
 
-    def has_the_image() -> bool:
-        """Whether the sections read so far hold every one the image needs (luma, and hints unless gray)."""
-        return "luma" in container.sections and (container.hint_layout == "none" or "hints" in container.sections)
-
     def after_the_image(start: int, what: str) -> None:
         """Bytes at ``start`` that fail as a section (``what``) after every section the image needs:
         with ``partial`` they are left out, as bytes that are not a section (cut_short); else FormatError."""
@@ -382,7 +383,7 @@ def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, partial: 
             cut_short(start, "is cut short in its header")
             break
         except ConstructError as error:
-            if not has_the_image():
+            if not container.holds_the_image:
                 raise FormatError(f"corrupt section header at offset {start}: {_construct_message(error)}") from None
             after_the_image(start, f"are not a section header ({_construct_message(error)})")
             break
@@ -392,7 +393,7 @@ def parse_container(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, partial: 
             break
         payload = data[offset:offset + prefix.length]
         if zlib.crc32(payload, zlib.crc32(data[unprotected_start:offset - 4])) != prefix.crc32:
-            if not has_the_image():
+            if not container.holds_the_image:
                 raise FormatError(f"CRC mismatch in the section at offset {start}: the file is corrupt")
             after_the_image(start, "fail the CRC of a section")
             break
